@@ -1,0 +1,174 @@
+"""The ``minirunner`` logger and :func:`print_log`.
+
+Console lines look like ``11/21 19:29:12 - minirunner - INFO - message``. On a terminal the
+level name is coloured with rich; elsewhere (CI, pipes, files) lines are plain text. Ranks
+other than 0 print warnings and errors only, so a job on 8 processes does not print 8 copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from minirunner.dist import get_rank
+
+LOGGER_NAME = "minirunner"
+_DATE_FORMAT = "%m/%d %H:%M:%S"
+_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+_LEVEL_STYLES = {
+    "DEBUG": "dim",
+    "INFO": "green",
+    "WARNING": "bold yellow",
+    "ERROR": "bold red",
+    "CRITICAL": "bold white on red",
+}
+_current_logger_name = LOGGER_NAME
+
+
+class _ConsoleHandler(logging.Handler):
+    """Writes to stdout; colours the level name with rich when stdout is a terminal."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._console: Any = None
+
+    @property
+    def stream(self) -> Any:
+        # Looked up at each write, so pytest's capture and redirected stdout are honoured.
+        return self._stream if self._stream is not None else sys.stdout
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if get_rank() != 0 and record.levelno < logging.WARNING:
+                return
+            stream = self.stream
+            if getattr(stream, "isatty", lambda: False)():
+                self._emit_rich(record, stream)
+            else:
+                stream.write(self.format(record) + "\n")
+                stream.flush()
+        except Exception:
+            self.handleError(record)
+
+    def _emit_rich(self, record: logging.LogRecord, stream: Any) -> None:
+        from rich.console import Console
+        from rich.text import Text
+
+        if self._console is None or self._console.file is not stream:
+            self._console = Console(file=stream, soft_wrap=True, highlight=False)
+        time = self.formatter.formatTime(record, _DATE_FORMAT) if self.formatter else ""
+        message = record.getMessage()
+        if record.exc_info and self.formatter:
+            message += "\n" + self.formatter.formatException(record.exc_info)
+        line = Text.assemble(
+            f"{time} - {record.name} - ",
+            (record.levelname, _LEVEL_STYLES.get(record.levelname, "")),
+            f" - {message}",
+        )
+        self._console.print(line, markup=False, emoji=False)
+
+
+def get_logger(name: str = LOGGER_NAME, log_level: int | str = logging.INFO) -> logging.Logger:
+    """Return the logger ``name``, giving it a console handler the first time.
+
+    Loggers named ``minirunner.<something>`` share the ``minirunner`` console handler.
+    """
+    logger = logging.getLogger(name)
+    root = logging.getLogger(LOGGER_NAME)
+    if not any(isinstance(h, _ConsoleHandler) for h in root.handlers):
+        handler = _ConsoleHandler()
+        handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
+        root.addHandler(handler)
+        root.propagate = False
+        root.setLevel(logging.INFO)
+    if name != LOGGER_NAME and not name.startswith(LOGGER_NAME + "."):
+        # A run's own logger (e.g. named after the experiment) gets its own console handler.
+        if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
+            handler = _ConsoleHandler()
+            handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
+            logger.addHandler(handler)
+            logger.propagate = False
+    logger.setLevel(_to_level(log_level))
+    return logger
+
+
+def add_log_file(
+    path: str, logger: logging.Logger | None = None, log_level: int | str = logging.INFO
+) -> logging.FileHandler:
+    """Also write ``logger``'s lines (default: the current logger) to the file ``path``.
+
+    Only rank 0 should call this (the Runner does). Returns the handler so the caller can
+    remove and close it when the run ends.
+    """
+    logger = logger or get_current_logger()
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
+    handler.setLevel(_to_level(log_level))
+    logger.addHandler(handler)
+    return handler
+
+
+def set_current_logger(logger: logging.Logger | str) -> None:
+    """Make ``logger`` the one that ``print_log(..., logger='current')`` writes to."""
+    global _current_logger_name
+    _current_logger_name = logger if isinstance(logger, str) else logger.name
+
+
+def get_current_logger() -> logging.Logger:
+    """The logger that ``print_log(..., logger='current')`` writes to."""
+    return get_logger(_current_logger_name) if _current_logger_name == LOGGER_NAME else logging.getLogger(
+        _current_logger_name
+    )
+
+
+def _to_level(level: int | str) -> int:
+    if isinstance(level, int):
+        return level
+    value = logging.getLevelName(str(level).upper())
+    if not isinstance(value, int):
+        raise ValueError(
+            f"unknown log level {level!r}; use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+        )
+    return value
+
+
+def print_log(
+    msg: Any,
+    logger: logging.Logger | str | None = None,
+    level: int | str = logging.INFO,
+) -> None:
+    """Log ``msg`` through ``logger``.
+
+    Args:
+        msg: the message.
+        logger: None prints with ``print``; ``'current'`` uses the current logger (the
+            running Runner's, else ``minirunner``); ``'silent'`` drops the message; a
+            :class:`logging.Logger` or the name of an existing logger uses that logger.
+        level: a ``logging`` level or its name.
+
+    Example:
+        >>> print_log('hello', logger='current')  # doctest: +SKIP
+        11/21 19:29:12 - minirunner - INFO - hello
+    """
+    if logger is None:
+        print(msg)
+    elif logger == "silent":
+        return
+    elif logger == "current":
+        get_current_logger().log(_to_level(level), msg)
+    elif isinstance(logger, logging.Logger):
+        logger.log(_to_level(level), msg)
+    elif isinstance(logger, str):
+        if logger not in logging.Logger.manager.loggerDict:
+            raise ValueError(
+                f"print_log: no logger named {logger!r}; pass 'current', 'silent', None, a "
+                "logging.Logger, or the name of a logger created with get_logger()"
+            )
+        logging.getLogger(logger).log(_to_level(level), msg)
+    else:
+        raise TypeError(
+            f"print_log: logger must be None, 'current', 'silent', a logger name or a "
+            f"logging.Logger, got {type(logger).__name__}"
+        )

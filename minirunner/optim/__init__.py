@@ -1,0 +1,1 @@
+"""Optimizer wrappers, the optimizer constructor and parameter schedulers."""

@@ -1,0 +1,41 @@
+"""The root registries every minirunner component registers into.
+
+Downstream projects make child registries of these (``Registry('model', parent=MODELS,
+scope='myproject')``) so that their names live in their own scope.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from .registry import Registry
+
+RUNNERS = Registry("runner", locations=["minirunner.runner"])
+LOOPS = Registry("loop", locations=["minirunner.runner"])
+HOOKS = Registry("hook", locations=["minirunner.hooks"])
+MODELS = Registry("model", locations=["minirunner.model"])
+MODEL_WRAPPERS = Registry("model wrapper", locations=["minirunner.model"])
+DATASETS = Registry("dataset", locations=["minirunner.dataset"])
+DATA_SAMPLERS = Registry("data sampler", locations=["minirunner.dataset"])
+TRANSFORMS = Registry("transform", locations=["minirunner.dataset"])
+FUNCTIONS = Registry("function", locations=["minirunner.dataset"])
+OPTIMIZERS = Registry("optimizer", locations=["minirunner.optim"])
+OPTIM_WRAPPERS = Registry("optim wrapper", locations=["minirunner.optim"])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry("optimizer wrapper constructor", locations=["minirunner.optim"])
+PARAM_SCHEDULERS = Registry("parameter scheduler", locations=["minirunner.optim"])
+METRICS = Registry("metric", locations=["minirunner.evaluator"])
+EVALUATOR = Registry("evaluator", locations=["minirunner.evaluator"])
+LOG_PROCESSORS = Registry("log processor", locations=["minirunner.runner"])
+VISUALIZERS = Registry("visualizer", locations=["minirunner.visualization"])
+VISBACKENDS = Registry("vis backend", locations=["minirunner.visualization"])
+
+
+def _register_torch_optimizers() -> None:
+    for name, obj in vars(torch.optim).items():
+        if inspect.isclass(obj) and issubclass(obj, torch.optim.Optimizer) and obj is not torch.optim.Optimizer:
+            OPTIMIZERS.register_module(name=name, module=obj)
+
+
+_register_torch_optimizers()
