@@ -1,5 +1,6 @@
 """Logging: the ``minirunner`` logger and :func:`print_log`."""
 
+from .history_buffer import HistoryBuffer
 from .logger import (
     LOGGER_NAME,
     add_log_file,
@@ -8,8 +9,9 @@ from .logger import (
     print_log,
     set_current_logger,
 )
+from .message_hub import MessageHub
 
 __all__ = [
-    "LOGGER_NAME", "add_log_file", "get_current_logger", "get_logger", "print_log",
+    "HistoryBuffer", "MessageHub", "LOGGER_NAME", "add_log_file", "get_current_logger", "get_logger", "print_log",
     "set_current_logger",
 ]

@@ -1,0 +1,15 @@
+"""Hooks: :class:`Hook` and the built-in hooks."""
+
+from .checkpoint_hook import CheckpointHook
+from .hook import EVENTS, Hook
+from .iter_timer_hook import IterTimerHook
+from .logger_hook import LoggerHook
+from .param_scheduler_hook import ParamSchedulerHook
+from .priority import PRIORITIES, get_priority
+from .runtime_info_hook import RuntimeInfoHook
+from .sampler_seed_hook import DistSamplerSeedHook
+
+__all__ = [
+    "EVENTS", "Hook", "PRIORITIES", "get_priority", "CheckpointHook", "DistSamplerSeedHook",
+    "IterTimerHook", "LoggerHook", "ParamSchedulerHook", "RuntimeInfoHook",
+]

@@ -1,0 +1,172 @@
+"""`CheckpointHook`: saves checkpoints at intervals, the last one, and the best one."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from minirunner.registry import HOOKS
+from minirunner.utils import ConfigError, did_you_mean
+
+from .hook import Hook
+
+# Metric names that are better when larger or smaller, for ``rule=None`` (the reference's lists).
+_GREATER_KEYS = ("acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc")
+_LESS_KEYS = ("loss",)
+
+
+def infer_rule(metric: str) -> str:
+    """'greater' or 'less' from a metric's name; a ConfigError when the name says neither."""
+    if any(key in metric for key in _LESS_KEYS):
+        return "less"
+    if any(key in metric for key in _GREATER_KEYS) or any(key.lower() in metric.lower() for key in _GREATER_KEYS):
+        return "greater"
+    raise ConfigError(
+        f"cannot tell whether a larger '{metric}' is better; set rule='greater' or rule='less'", key="rule"
+    )
+
+
+@HOOKS.register_module()
+class CheckpointHook(Hook):
+    """Saves ``epoch_N.pth`` or ``iter_N.pth`` every ``interval`` epochs/iterations.
+
+    Args:
+        interval: save every this many epochs (or iterations); -1 saves only the last.
+        by_epoch: count epochs (True) or iterations.
+        save_optimizer: include the optimizer wrapper's state (needed to resume).
+        save_param_scheduler: include the schedulers' state (needed to resume).
+        out_dir: where to save; the work dir by default.
+        max_keep_ckpts: keep only this many interval checkpoints (-1 keeps all); older ones
+            are deleted after the new one is safely written.
+        save_last: also save at the end of training when that is not on an interval.
+        save_best: a metric name (or list), or 'auto' for the first metric: keep the
+            checkpoint with the best value as ``best_<metric>_<epoch|iter>_<N>.pth``.
+        rule: 'greater' or 'less' (one per save_best metric); inferred from the name if None.
+        filename_tmpl: the file name pattern; defaults to 'epoch_{}.pth' / 'iter_{}.pth'.
+    """
+
+    priority = "VERY_LOW"
+
+    def __init__(
+        self,
+        interval: int = -1,
+        by_epoch: bool = True,
+        save_optimizer: bool = True,
+        save_param_scheduler: bool = True,
+        out_dir: str | None = None,
+        max_keep_ckpts: int = -1,
+        save_last: bool = True,
+        save_best: str | list[str] | None = None,
+        rule: str | list[str] | None = None,
+        filename_tmpl: str | None = None,
+    ) -> None:
+        if not isinstance(interval, int) or (interval < 1 and interval != -1):
+            raise ConfigError(f"interval must be a positive int or -1, got {interval!r}", key="interval")
+        if not isinstance(max_keep_ckpts, int) or (max_keep_ckpts < 1 and max_keep_ckpts != -1):
+            raise ConfigError(f"max_keep_ckpts must be a positive int or -1, got {max_keep_ckpts!r}", key="max_keep_ckpts")
+        self.interval = interval
+        self.by_epoch = by_epoch
+        self.save_optimizer = save_optimizer
+        self.save_param_scheduler = save_param_scheduler
+        self.out_dir = out_dir
+        self.max_keep_ckpts = max_keep_ckpts
+        self.save_last = save_last
+        self.filename_tmpl = filename_tmpl or ("epoch_{}.pth" if by_epoch else "iter_{}.pth")
+        self.save_best = [save_best] if isinstance(save_best, str) else list(save_best or [])
+        rules = [rule] * len(self.save_best) if rule is None or isinstance(rule, str) else list(rule)
+        if len(rules) != len(self.save_best):
+            raise ConfigError(f"give one rule per save_best metric, got {rules} for {self.save_best}", key="rule")
+        for value in rules:
+            if value is not None and value not in ("greater", "less"):
+                raise ConfigError(
+                    f"rule must be 'greater' or 'less', got {value!r}.{did_you_mean(str(value), ['greater', 'less'])}",
+                    key="rule",
+                )
+        self.rules = rules
+        self.kept: list[str] = []  # interval checkpoints still on disk, oldest first
+        self.best_scores: dict[str, float] = {}
+        self.best_paths: dict[str, str] = {}
+
+    def before_train(self, runner: Any) -> None:
+        if self.out_dir is None:
+            self.out_dir = runner.work_dir
+
+    # ------------------------------------------------------------------ interval saves
+    def after_train_epoch(self, runner: Any) -> None:
+        if not self.by_epoch:
+            return
+        on_interval = self.interval > 0 and self.every_n_epochs(runner, self.interval)
+        if on_interval or (self.save_last and self.is_last_train_epoch(runner)):
+            self._save(runner, self.filename_tmpl.format(runner.epoch + 1))
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
+        if self.by_epoch:
+            return
+        on_interval = self.interval > 0 and self.every_n_train_iters(runner, self.interval)
+        if on_interval or (self.save_last and self.is_last_train_iter(runner)):
+            self._save(runner, self.filename_tmpl.format(runner.iter + 1))
+
+    def _save(self, runner: Any, filename: str) -> None:
+        path = runner.save_checkpoint(
+            self.out_dir,
+            filename,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            by_epoch=self.by_epoch,
+        )
+        runner.logger.info(f"saved checkpoint {path}")
+        if path in self.kept:
+            return
+        self.kept.append(path)
+        if self.max_keep_ckpts > 0 and runner.rank == 0:
+            # Only now that the new file is in place may an old one go.
+            while len(self.kept) > self.max_keep_ckpts:
+                old = self.kept.pop(0)
+                if os.path.isfile(old):
+                    os.remove(old)
+
+    # ------------------------------------------------------------------ best checkpoint
+    def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
+        if not self.save_best or not metrics:
+            return
+        if self.save_best == ["auto"]:
+            self.save_best = [next(iter(metrics))]
+        for index, metric in enumerate(self.save_best):
+            if metric not in metrics:
+                raise ConfigError(
+                    f"save_best names '{metric}', which validation does not report; it reports "
+                    f"{sorted(metrics)}.{did_you_mean(metric, metrics)}",
+                    key="default_hooks.checkpoint.save_best",
+                )
+            rule = self.rules[index] or infer_rule(metric)
+            self.rules[index] = rule
+            value = float(metrics[metric])
+            best = self.best_scores.get(metric, -math.inf if rule == "greater" else math.inf)
+            if not (value > best if rule == "greater" else value < best):
+                continue
+            self.best_scores[metric] = value
+            unit, count = ("epoch", runner.epoch) if self.by_epoch else ("iter", runner.iter)
+            filename = f"best_{metric.replace('/', '_')}_{unit}_{count}.pth"
+            old = self.best_paths.get(metric)
+            path = runner.save_checkpoint(
+                self.out_dir or runner.work_dir,
+                filename,
+                save_optimizer=False,
+                save_param_scheduler=False,
+                meta={f"best_score/{metric}": value},
+                by_epoch=False,
+            )
+            self.best_paths[metric] = path
+            if old and old != path and runner.rank == 0 and os.path.isfile(old):
+                os.remove(old)
+            runner.logger.info(f"the best {metric} so far is {value:.4f}; saved {path}")
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {"kept": list(self.kept), "best_scores": dict(self.best_scores), "best_paths": dict(self.best_paths)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.kept = list(state.get("kept", []))
+        self.best_scores = dict(state.get("best_scores", {}))
+        self.best_paths = dict(state.get("best_paths", {}))

@@ -1,0 +1,44 @@
+"""`ParamSchedulerHook`: steps the parameter schedulers."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from minirunner.registry import HOOKS
+
+from .hook import Hook
+
+
+def _all_schedulers(param_schedulers: Any) -> Iterable[Any]:
+    if param_schedulers is None:
+        return []
+    if isinstance(param_schedulers, dict):
+        return [s for group in param_schedulers.values() for s in group]
+    return list(param_schedulers)
+
+
+@HOOKS.register_module()
+class ParamSchedulerHook(Hook):
+    """Steps iteration schedulers after each iteration and epoch schedulers after each epoch.
+
+    Schedulers that need metrics (``ReduceOnPlateau*``) step after validation instead.
+    """
+
+    priority = "LOW"
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
+        for scheduler in _all_schedulers(runner.param_schedulers):
+            if not scheduler.by_epoch and not getattr(scheduler, "need_val_args", False):
+                scheduler.step()
+
+    def after_train_epoch(self, runner: Any) -> None:
+        for scheduler in _all_schedulers(runner.param_schedulers):
+            if scheduler.by_epoch and not getattr(scheduler, "need_val_args", False):
+                scheduler.step()
+
+    def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
+        if not metrics:
+            return
+        for scheduler in _all_schedulers(runner.param_schedulers):
+            if getattr(scheduler, "need_val_args", False):
+                scheduler.step(metrics)

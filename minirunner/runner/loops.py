@@ -1,0 +1,294 @@
+"""Training, validation and test loops: plain ``for`` statements around the hooks."""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any, Sequence
+
+import torch
+
+from minirunner.registry import LOOPS
+from minirunner.utils import ConfigError
+
+from .randomness import get_rng_state, set_rng_state
+
+
+class BaseLoop:
+    """A loop over one dataloader. ``runner`` calls :meth:`run`."""
+
+    def __init__(self, runner: Any, dataloader: Any) -> None:
+        self.runner = runner
+        self.dataloader = runner.build_dataloader(dataloader) if isinstance(dataloader, dict) else dataloader
+
+    def run(self) -> Any:
+        raise NotImplementedError
+
+
+def _dynamic_intervals(
+    dynamic_intervals: Sequence[tuple[int, int]] | None, start_interval: int, key: str
+) -> tuple[list[int], list[int]]:
+    """Milestones and intervals: from each milestone on, validate every matching interval."""
+    milestones, intervals = [0], [start_interval]
+    for item in dynamic_intervals or []:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise ConfigError(f"each item must be (milestone, interval), got {item!r}", key=key)
+        if item[0] <= milestones[-1]:
+            raise ConfigError(f"milestones must increase, got {dynamic_intervals!r}", key=key)
+        milestones.append(int(item[0]))
+        intervals.append(int(item[1]))
+    return milestones, intervals
+
+
+@LOOPS.register_module()
+class EpochBasedTrainLoop(BaseLoop):
+    """Train for ``max_epochs`` epochs; validate every ``val_interval`` epochs from ``val_begin``.
+
+    Args:
+        runner: the runner.
+        dataloader: a DataLoader or its config.
+        max_epochs: the number of epochs.
+        val_begin: the first epoch (counted from 1) after which to validate.
+        val_interval: validate every this many epochs.
+        dynamic_intervals: ``[(epoch, interval), ...]``: from ``epoch`` on, use ``interval``.
+    """
+
+    def __init__(
+        self,
+        runner: Any,
+        dataloader: Any,
+        max_epochs: int,
+        val_begin: int = 1,
+        val_interval: int = 1,
+        dynamic_intervals: Sequence[tuple[int, int]] | None = None,
+    ) -> None:
+        if not isinstance(max_epochs, int) or max_epochs < 1:
+            raise ConfigError(f"max_epochs must be a positive int, got {max_epochs!r}", key="train_cfg.max_epochs")
+        super().__init__(runner, dataloader)
+        self._max_epochs = max_epochs
+        self._max_iters = max_epochs * len(self.dataloader)
+        self._epoch = 0
+        self._iter = 0
+        self.val_begin = val_begin
+        self.val_interval = val_interval
+        self.stop_training = False
+        self._milestones, self._intervals = _dynamic_intervals(
+            dynamic_intervals, val_interval, "train_cfg.dynamic_intervals"
+        )
+
+    @property
+    def max_epochs(self) -> int:
+        return self._max_epochs
+
+    @property
+    def max_iters(self) -> int:
+        return self._max_iters
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def iter(self) -> int:
+        return self._iter
+
+    def run(self) -> torch.nn.Module:
+        """Run the remaining epochs and return the model."""
+        runner = self.runner
+        runner.call_hook("before_train")
+        while self._epoch < self._max_epochs and not self.stop_training:
+            self.run_epoch()
+            self._update_val_interval()
+            if (
+                runner.val_loop is not None
+                and self._epoch >= self.val_begin
+                and (self._epoch % self.val_interval == 0 or self._epoch == self._max_epochs)
+            ):
+                runner.val_loop.run()
+        runner.call_hook("after_train")
+        return runner.model
+
+    def run_epoch(self) -> None:
+        """One pass over the dataloader."""
+        runner = self.runner
+        runner.call_hook("before_train_epoch")
+        runner.model.train()
+        for batch_idx, data_batch in enumerate(self.dataloader):
+            self.run_iter(batch_idx, data_batch)
+        runner.call_hook("after_train_epoch")
+        self._epoch += 1
+
+    def run_iter(self, batch_idx: int, data_batch: Any) -> None:
+        """One training step between its hooks."""
+        runner = self.runner
+        runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=data_batch)
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+        self._iter += 1
+
+    def _update_val_interval(self) -> None:
+        position = bisect.bisect(self._milestones, self._epoch + 1) - 1
+        self.val_interval = self._intervals[position]
+
+
+@LOOPS.register_module()
+class IterBasedTrainLoop(BaseLoop):
+    """Train for ``max_iters`` iterations, re-iterating the dataloader when it runs out.
+
+    Validation runs every ``val_interval`` iterations from ``val_begin``, and at the end.
+    """
+
+    def __init__(
+        self,
+        runner: Any,
+        dataloader: Any,
+        max_iters: int,
+        val_begin: int = 1,
+        val_interval: int = 1000,
+        dynamic_intervals: Sequence[tuple[int, int]] | None = None,
+    ) -> None:
+        if not isinstance(max_iters, int) or max_iters < 1:
+            raise ConfigError(f"max_iters must be a positive int, got {max_iters!r}", key="train_cfg.max_iters")
+        super().__init__(runner, dataloader)
+        self._max_iters = max_iters
+        self._max_epochs = 1
+        self._epoch = 0
+        self._iter = 0
+        self.val_begin = val_begin
+        self.val_interval = val_interval
+        self.stop_training = False
+        self._milestones, self._intervals = _dynamic_intervals(
+            dynamic_intervals, val_interval, "train_cfg.dynamic_intervals"
+        )
+        self._batches: Any = None
+
+    @property
+    def max_epochs(self) -> int:
+        return self._max_epochs
+
+    @property
+    def max_iters(self) -> int:
+        return self._max_iters
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def iter(self) -> int:
+        return self._iter
+
+    def _next_batch(self) -> Any:
+        # An exhausted dataloader starts a new pass (a new "epoch" for the sampler seed).
+        if self._batches is None:
+            self._batches = iter(self.dataloader)
+        try:
+            return next(self._batches)
+        except StopIteration:
+            self._epoch += 1
+            sampler = getattr(self.dataloader, "sampler", None)
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(self._epoch)
+            self._batches = iter(self.dataloader)
+            return next(self._batches)
+
+    def run(self) -> torch.nn.Module:
+        """Run the remaining iterations and return the model."""
+        runner = self.runner
+        runner.call_hook("before_train")
+        # One "epoch" stands for the whole run, so epoch hooks fire once.
+        runner.call_hook("before_train_epoch")
+        runner.model.train()
+        while self._iter < self._max_iters and not self.stop_training:
+            self.run_iter(self._next_batch())
+            self._update_val_interval()
+            if (
+                runner.val_loop is not None
+                and self._iter >= self.val_begin
+                and (self._iter % self.val_interval == 0 or self._iter == self._max_iters)
+            ):
+                runner.val_loop.run()
+                runner.model.train()
+        runner.call_hook("after_train_epoch")
+        runner.call_hook("after_train")
+        return runner.model
+
+    def run_iter(self, data_batch: Any) -> None:
+        """One training step between its hooks; ``batch_idx`` is the global iteration."""
+        runner = self.runner
+        runner.call_hook("before_train_iter", batch_idx=self._iter, data_batch=data_batch)
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        runner.call_hook("after_train_iter", batch_idx=self._iter, data_batch=data_batch, outputs=outputs)
+        self._iter += 1
+
+    def _update_val_interval(self) -> None:
+        position = bisect.bisect(self._milestones, self._iter + 1) - 1
+        self.val_interval = self._intervals[position]
+
+
+class _EvalLoop(BaseLoop):
+    """Run the model over a dataloader in predict mode and evaluate the predictions."""
+
+    mode = "val"
+
+    def __init__(self, runner: Any, dataloader: Any, evaluator: Any, fp16: bool = False) -> None:
+        super().__init__(runner, dataloader)
+        self.evaluator = runner.build_evaluator(evaluator) if isinstance(evaluator, (dict, list)) else evaluator
+        self.fp16 = fp16
+
+    def run(self) -> dict:
+        """Evaluate and return the metrics.
+
+        The random generators are restored afterwards: validating must not change what
+        training draws next, or a run resumed at an epoch boundary (which skips that
+        validation) would diverge from the uninterrupted one.
+        """
+        rng_state = get_rng_state()
+        try:
+            return self._run()
+        finally:
+            set_rng_state(rng_state)
+
+    def _run(self) -> dict:
+        runner = self.runner
+        mode = self.mode
+        runner.call_hook(f"before_{mode}")
+        runner.call_hook(f"before_{mode}_epoch")
+        runner.model.eval()
+        for batch_idx, data_batch in enumerate(self.dataloader):
+            self.run_iter(batch_idx, data_batch)
+        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+        runner.call_hook(f"after_{mode}_epoch", metrics=metrics)
+        runner.call_hook(f"after_{mode}")
+        return metrics
+
+    @torch.no_grad()
+    def run_iter(self, batch_idx: int, data_batch: Any) -> None:
+        """Predict one batch and hand the predictions to the evaluator."""
+        runner = self.runner
+        runner.call_hook(f"before_{self.mode}_iter", batch_idx=batch_idx, data_batch=data_batch)
+        device_type = _model_device_type(runner.model)
+        with torch.autocast(device_type=device_type, enabled=self.fp16):
+            step = runner.model.val_step if self.mode == "val" else runner.model.test_step
+            outputs = step(data_batch)
+        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+        runner.call_hook(f"after_{self.mode}_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+
+
+def _model_device_type(model: torch.nn.Module) -> str:
+    for parameter in model.parameters():
+        return parameter.device.type
+    return "cpu"
+
+
+@LOOPS.register_module()
+class ValLoop(_EvalLoop):
+    """The validation loop; ``fp16=True`` runs the forward under autocast."""
+
+    mode = "val"
+
+
+@LOOPS.register_module()
+class TestLoop(_EvalLoop):
+    """The test loop; ``fp16=True`` runs the forward under autocast."""
+
+    mode = "test"

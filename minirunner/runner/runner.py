@@ -1,0 +1,731 @@
+"""`Runner`: builds everything a config describes and runs training, validation or testing."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import os
+import platform
+import time
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+import minirunner
+from minirunner.config import Config, ConfigDict
+from minirunner.dist import broadcast_object, get_rank, get_world_size, init_dist, is_distributed, is_main_process
+from minirunner.hooks import Hook, get_priority
+from minirunner.logging import MessageHub, add_log_file, get_logger, print_log, set_current_logger
+from minirunner.registry import (
+    EVALUATOR,
+    HOOKS,
+    LOG_PROCESSORS,
+    LOOPS,
+    MODEL_WRAPPERS,
+    MODELS,
+    PARAM_SCHEDULERS,
+    RUNNERS,
+    VISUALIZERS,
+    config_key,
+)
+from minirunner.utils import ConfigError, did_you_mean, quoted_list
+
+from .checkpoint import find_latest_checkpoint, load_checkpoint_file, save_checkpoint_file, write_last_checkpoint
+from .randomness import get_rng_state, set_random_seed, set_rng_state
+
+# Default hooks by name, registered before custom hooks (DESIGN.md, "Hooks").
+DEFAULT_HOOKS = {
+    "runtime_info": dict(type="RuntimeInfoHook"),
+    "timer": dict(type="IterTimerHook"),
+    "sampler_seed": dict(type="DistSamplerSeedHook"),
+    "logger": dict(type="LoggerHook", interval=10),
+    "param_scheduler": dict(type="ParamSchedulerHook"),
+    "checkpoint": dict(type="CheckpointHook", interval=1),
+}
+
+# Config keys that from_cfg reads besides the Runner's own arguments.
+_EXTRA_CFG_KEYS = ("runner_type", "model_wrapper_cfg", "find_unused_parameters", "sync_bn", "compile", "custom_imports")
+
+
+@RUNNERS.register_module()
+class Runner:
+    """Builds a model, data, optimizer, schedulers and hooks from configs, and runs them.
+
+    Every argument may be an object or its config dict; heavy objects (dataloaders, the
+    optimizer wrapper, schedulers, loops) are built when :meth:`train`, :meth:`val` or
+    :meth:`test` needs them. ``Runner(**cfg)`` and :meth:`from_cfg` take the same keys.
+
+    Example:
+        >>> cfg = Config.fromfile('configs/digits_mlp.py')  # doctest: +SKIP
+        >>> runner = Runner.from_cfg(cfg)  # doctest: +SKIP
+        >>> model = runner.train()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | dict,
+        work_dir: str | None = None,
+        train_dataloader: Any = None,
+        val_dataloader: Any = None,
+        test_dataloader: Any = None,
+        train_cfg: dict | None = None,
+        val_cfg: dict | None = None,
+        test_cfg: dict | None = None,
+        auto_scale_lr: dict | None = None,
+        optim_wrapper: Any = None,
+        param_scheduler: Any = None,
+        val_evaluator: Any = None,
+        test_evaluator: Any = None,
+        default_hooks: dict | None = None,
+        custom_hooks: list | None = None,
+        data_preprocessor: dict | None = None,
+        load_from: str | None = None,
+        resume: bool | str = False,
+        launcher: str = "none",
+        env_cfg: dict | None = None,
+        log_processor: dict | None = None,
+        log_level: str | int = "INFO",
+        visualizer: Any = None,
+        default_scope: str = "minirunner",
+        randomness: dict | None = None,
+        experiment_name: str | None = None,
+        cfg: Any = None,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            known = list(inspect.signature(Runner.__init__).parameters)[1:-1]
+            hints = "".join(did_you_mean(k, known) for k in unknown)
+            raise ConfigError(
+                f"Runner got unknown argument(s) {quoted_list(unknown)}.{hints} Accepted: {quoted_list(known)}"
+            )
+        self.cfg = cfg if isinstance(cfg, Config) or cfg is None else Config(dict(cfg))
+        self._check_groups(train_dataloader, train_cfg, optim_wrapper, "train")
+        self._check_groups(val_dataloader, val_cfg, val_evaluator, "val")
+        self._check_groups(test_dataloader, test_cfg, test_evaluator, "test")
+
+        self._launcher = launcher
+        self._env_cfg = dict(env_cfg or {})
+        self._setup_env()
+        randomness = dict(randomness or {})
+        self._randomness = randomness
+        self._set_seed(randomness.get("seed"))
+
+        self._work_dir = os.path.abspath(work_dir or self._default_work_dir())
+        self._timestamp = broadcast_object(time.strftime("%Y%m%d_%H%M%S", time.localtime()))
+        self._experiment_name = experiment_name or self._timestamp
+        self._log_dir = os.path.join(self._work_dir, self._timestamp)
+        if is_main_process():
+            os.makedirs(self._log_dir, exist_ok=True)
+        self._logger = self._build_logger(log_level)
+        self._message_hub = MessageHub(self._experiment_name)
+        self._message_hub.make_current()
+
+        with config_key("visualizer"):
+            self.visualizer = self.build_visualizer(visualizer)
+        with config_key("log_processor"):
+            self.log_processor = self.build_log_processor(log_processor, train_cfg)
+
+        self._default_scope = default_scope
+        self._load_from = load_from
+        self._resume = resume
+        self._auto_scale_lr = auto_scale_lr
+        self._train_dataloader = train_dataloader
+        self._val_dataloader = val_dataloader
+        self._test_dataloader = test_dataloader
+        self._train_loop: Any = train_cfg
+        self._val_loop: Any = val_cfg
+        self._test_loop: Any = test_cfg
+        self._val_evaluator = val_evaluator
+        self._test_evaluator = test_evaluator
+        self.optim_wrapper: Any = optim_wrapper
+        self._param_scheduler_cfg = param_scheduler
+        self.param_schedulers: Any = None
+
+        if isinstance(model, dict) and data_preprocessor is not None:
+            model = dict(model)
+            model.setdefault("data_preprocessor", data_preprocessor)
+        with config_key("model"):
+            self.model = self.wrap_model(self.build_model(model))
+
+        self._hooks: list[Hook] = []
+        self._hook_names: dict[int, str] = {}
+        self._hook_table: dict[str, list] = {}
+        self.register_hooks(default_hooks, custom_hooks)
+        if self.cfg is not None and is_main_process() and self.cfg.filename:
+            self.cfg.dump(os.path.join(self._work_dir, os.path.basename(self.cfg.filename)))
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def from_cfg(cls, cfg: Config | dict) -> "Runner":
+        """Build a runner (or the registered subclass named by ``runner_type``) from a config.
+
+        Keys that are neither Runner arguments nor known extras (helper variables such as
+        ``lr = 0.1``) are ignored; a key that looks like a misspelt known key is warned about.
+        """
+        cfg = cfg if isinstance(cfg, Config) else Config(dict(cfg))
+        known = [p for p in inspect.signature(Runner.__init__).parameters if p not in ("self", "cfg", "unknown")]
+        for key in cfg:
+            if key not in known and key not in _EXTRA_CFG_KEYS and not key.startswith("_"):
+                hint = did_you_mean(key, known + list(_EXTRA_CFG_KEYS))
+                if hint:
+                    warnings.warn(f"config key '{key}' is not used by the Runner.{hint}", stacklevel=2)
+        runner_cls = cls
+        if cfg.get("runner_type"):
+            with config_key("runner_type"):
+                runner_cls = _runner_class(cfg["runner_type"])
+        own = inspect.signature(runner_cls.__init__).parameters
+        kwargs = {key: copy.deepcopy(cfg[key]) for key in cfg if key in known and key in own}
+        return runner_cls(**kwargs, cfg=cfg)
+
+    @staticmethod
+    def _check_groups(loader: Any, loop_cfg: Any, third: Any, mode: str) -> None:
+        third_name = "optim_wrapper" if mode == "train" else f"{mode}_evaluator"
+        given = {f"{mode}_dataloader": loader, f"{mode}_cfg": loop_cfg, third_name: third}
+        present = [k for k, v in given.items() if v is not None]
+        if present and len(present) != 3:
+            missing = [k for k in given if k not in present]
+            raise ConfigError(
+                f"{', '.join(present)} given without {', '.join(missing)}: {mode} needs all three "
+                f"({', '.join(given)}); set the missing ones or remove the others"
+            )
+
+    def _default_work_dir(self) -> str:
+        if self.cfg is not None and self.cfg.filename:
+            return os.path.join("work_dirs", os.path.splitext(os.path.basename(self.cfg.filename))[0])
+        raise ConfigError("work_dir is not set; add work_dir='work_dirs/<name>' to the config", key="work_dir")
+
+    def _setup_env(self) -> None:
+        env = self._env_cfg
+        if env.get("cudnn_benchmark"):
+            torch.backends.cudnn.benchmark = True
+        start_method = (env.get("mp_cfg") or {}).get("mp_start_method")
+        if start_method is not None:
+            import multiprocessing
+
+            multiprocessing.set_start_method(start_method, force=True)
+        dist_cfg = dict(env.get("dist_cfg") or {})
+        with config_key("launcher"):
+            init_dist(self._launcher, backend=dist_cfg.get("backend"), timeout=dist_cfg.get("timeout"))
+
+    def _set_seed(self, seed: int | None) -> None:
+        self._seed = set_random_seed(
+            seed,
+            deterministic=bool(self._randomness.get("deterministic", False)),
+            diff_rank_seed=bool(self._randomness.get("diff_rank_seed", False)),
+        )
+
+    def _build_logger(self, log_level: str | int) -> logging.Logger:
+        logger = get_logger("minirunner", log_level=log_level)
+        set_current_logger(logger)
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler):  # from an earlier runner in this process
+                logger.removeHandler(handler)
+                handler.close()
+        if is_main_process():
+            add_log_file(os.path.join(self._log_dir, f"{self._timestamp}.log"), logger, log_level)
+        return logger
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def work_dir(self) -> str:
+        """Where checkpoints and the config dump go."""
+        return self._work_dir
+
+    @property
+    def log_dir(self) -> str:
+        """``<work_dir>/<timestamp>``: this run's log file and ``vis_data``."""
+        return self._log_dir
+
+    @property
+    def timestamp(self) -> str:
+        """When the run started, ``YYYYmmdd_HHMMSS``."""
+        return self._timestamp
+
+    @property
+    def experiment_name(self) -> str:
+        """The experiment's name (the timestamp unless set)."""
+        return self._experiment_name
+
+    @property
+    def seed(self) -> int:
+        """The random seed in use."""
+        return self._seed
+
+    @property
+    def rank(self) -> int:
+        """This process's rank."""
+        return get_rank()
+
+    @property
+    def world_size(self) -> int:
+        """The number of processes."""
+        return get_world_size()
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The run's logger."""
+        return self._logger
+
+    @property
+    def message_hub(self) -> MessageHub:
+        """The run's message hub."""
+        return self._message_hub
+
+    @property
+    def hooks(self) -> list[Hook]:
+        """Registered hooks, in calling order."""
+        return list(self._hooks)
+
+    @property
+    def launcher(self) -> str:
+        """'none' or 'pytorch'."""
+        return self._launcher
+
+    @property
+    def distributed(self) -> bool:
+        """True under torchrun."""
+        return is_distributed()
+
+    @property
+    def train_loop(self) -> Any:
+        """The training loop (built on first access)."""
+        if isinstance(self._train_loop, dict) or self._train_loop is None:
+            self._train_loop = self.build_train_loop(self._train_loop)
+        return self._train_loop
+
+    @property
+    def val_loop(self) -> Any:
+        """The validation loop, or None when no validation is configured."""
+        if isinstance(self._val_loop, dict):
+            self._val_loop = self.build_val_loop(self._val_loop)
+        return self._val_loop
+
+    @property
+    def test_loop(self) -> Any:
+        """The test loop, or None when no test is configured."""
+        if isinstance(self._test_loop, dict):
+            self._test_loop = self.build_test_loop(self._test_loop)
+        return self._test_loop
+
+    @property
+    def train_dataloader(self) -> Any:
+        """The training dataloader."""
+        return self.train_loop.dataloader
+
+    @property
+    def val_dataloader(self) -> Any:
+        """The validation dataloader."""
+        return self.val_loop.dataloader
+
+    @property
+    def test_dataloader(self) -> Any:
+        """The test dataloader."""
+        return self.test_loop.dataloader
+
+    @property
+    def epoch(self) -> int:
+        """The 0-based index of the current epoch (epochs done, between epochs)."""
+        return self.train_loop.epoch if not isinstance(self._train_loop, (dict, type(None))) else 0
+
+    @property
+    def iter(self) -> int:
+        """The 0-based index of the current iteration (iterations done, between iterations)."""
+        return self.train_loop.iter if not isinstance(self._train_loop, (dict, type(None))) else 0
+
+    @property
+    def max_epochs(self) -> int:
+        """The number of training epochs."""
+        return self.train_loop.max_epochs
+
+    @property
+    def max_iters(self) -> int:
+        """The number of training iterations."""
+        return self.train_loop.max_iters
+
+    # ------------------------------------------------------------------ builders (override points)
+    def build_model(self, model: nn.Module | dict) -> nn.Module:
+        """Build the model from MODELS (or take the module given) and move it to the device."""
+        if isinstance(model, dict):
+            model = MODELS.build(model)
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"the model must be an nn.Module or its config, got {type(model).__name__}")
+        if torch.cuda.is_available():
+            model = model.to(torch.device("cuda", torch.cuda.current_device()))
+        return model
+
+    def wrap_model(self, model: nn.Module) -> nn.Module:
+        """Wrap the model for distributed training (DDP by default) when under torchrun."""
+        cfg = self.cfg if self.cfg is not None else {}
+        if cfg.get("compile"):
+            compile_cfg = cfg["compile"] if isinstance(cfg["compile"], dict) else {}
+            model = torch.compile(model, **compile_cfg)
+        if not is_distributed():
+            return model
+        if cfg.get("sync_bn"):
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        wrapper_cfg = dict(cfg.get("model_wrapper_cfg") or dict(type="MiniDistributedDataParallel"))
+        if torch.cuda.is_available():
+            wrapper_cfg.setdefault("device_ids", [torch.cuda.current_device()])
+        if cfg.get("find_unused_parameters") is not None:
+            wrapper_cfg.setdefault("find_unused_parameters", cfg["find_unused_parameters"])
+        with config_key("model_wrapper_cfg"):
+            return MODEL_WRAPPERS.build(wrapper_cfg, default_args=dict(module=model))
+
+    def build_dataloader(self, dataloader: Any) -> Any:
+        """Build a DataLoader from its config (samplers seeded with the run's seed)."""
+        if not isinstance(dataloader, dict):
+            return dataloader
+        from minirunner.dataset import build_dataloader
+
+        return build_dataloader(
+            dataloader, seed=self._seed, diff_rank_seed=bool(self._randomness.get("diff_rank_seed", False))
+        )
+
+    def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
+        """Build the optimizer wrapper (or several) for the model."""
+        if not isinstance(optim_wrapper, dict):
+            return optim_wrapper
+        from minirunner.optim import build_optim_wrapper
+
+        with config_key("optim_wrapper"):
+            return build_optim_wrapper(self.model, optim_wrapper)
+
+    def build_param_scheduler(self, scheduler: Any) -> Any:
+        """Build the schedulers; a missing ``end`` becomes max_epochs (by epoch) or max_iters."""
+        if scheduler is None:
+            return []
+        if isinstance(scheduler, dict) and "type" not in scheduler:
+            # Several optimizers: one list of schedulers per named wrapper.
+            return {
+                name: self._build_scheduler_list(cfgs, self.optim_wrapper[name], f"param_scheduler.{name}")
+                for name, cfgs in scheduler.items()
+            }
+        return self._build_scheduler_list(scheduler, self.optim_wrapper, "param_scheduler")
+
+    def _build_scheduler_list(self, cfgs: Any, optim_wrapper: Any, key: str) -> list:
+        cfgs = [cfgs] if isinstance(cfgs, dict) else list(cfgs)
+        epoch_length = len(self.train_dataloader)
+        schedulers = []
+        for index, cfg in enumerate(cfgs):
+            if not isinstance(cfg, dict):
+                schedulers.append(cfg)
+                continue
+            cfg = dict(cfg)
+            if "end" not in cfg:
+                cfg["end"] = self.max_epochs if cfg.get("by_epoch", True) else self.max_iters
+            with config_key(f"{key}.{index}"):
+                schedulers.append(
+                    PARAM_SCHEDULERS.build(cfg, default_args=dict(optimizer=optim_wrapper, epoch_length=epoch_length))
+                )
+        return schedulers
+
+    def build_evaluator(self, evaluator: Any) -> Any:
+        """Build an Evaluator from a metric config, a list of them, or an evaluator config."""
+        if isinstance(evaluator, dict) and evaluator.get("type") in ("Evaluator", None) and "metrics" in evaluator:
+            return EVALUATOR.build(evaluator)
+        if isinstance(evaluator, (dict, list)):
+            return EVALUATOR.build(dict(type="Evaluator", metrics=evaluator))
+        return evaluator
+
+    def build_train_loop(self, loop: Any) -> Any:
+        """Build the training loop from ``train_cfg``."""
+        if loop is None:
+            raise RuntimeError(
+                "this runner has no training set up: give train_dataloader, train_cfg and optim_wrapper"
+            )
+        if not isinstance(loop, dict):
+            return loop
+        loop = dict(loop)
+        with config_key("train_cfg"):
+            if "type" in loop:
+                return LOOPS.build(loop, default_args=dict(runner=self, dataloader=self._train_dataloader))
+            by_epoch = loop.pop("by_epoch", True)
+            loop_type = "EpochBasedTrainLoop" if by_epoch else "IterBasedTrainLoop"
+            return LOOPS.build(dict(type=loop_type, **loop), default_args=dict(runner=self, dataloader=self._train_dataloader))
+
+    def build_val_loop(self, loop: Any) -> Any:
+        """Build the validation loop from ``val_cfg``."""
+        return self._build_eval_loop(loop, "val", "ValLoop", self._val_dataloader, self._val_evaluator)
+
+    def build_test_loop(self, loop: Any) -> Any:
+        """Build the test loop from ``test_cfg``."""
+        return self._build_eval_loop(loop, "test", "TestLoop", self._test_dataloader, self._test_evaluator)
+
+    def _build_eval_loop(self, loop: Any, mode: str, default_type: str, dataloader: Any, evaluator: Any) -> Any:
+        if not isinstance(loop, dict):
+            return loop
+        loop = dict(loop)
+        loop.setdefault("type", default_type)
+        with config_key(f"{mode}_cfg"):
+            return LOOPS.build(loop, default_args=dict(runner=self, dataloader=dataloader, evaluator=evaluator))
+
+    def build_log_processor(self, log_processor: dict | None, train_cfg: dict | None) -> Any:
+        """Build the log processor; ``by_epoch`` follows ``train_cfg`` unless set."""
+        cfg = dict(log_processor or {})
+        cfg.setdefault("type", "LogProcessor")
+        if "by_epoch" not in cfg and isinstance(train_cfg, dict):
+            cfg["by_epoch"] = train_cfg.get("by_epoch", train_cfg.get("type", "EpochBasedTrainLoop") != "IterBasedTrainLoop")
+        return LOG_PROCESSORS.build(cfg)
+
+    def build_visualizer(self, visualizer: Any) -> Any:
+        """Build the visualizer; only rank 0 gets a folder to write into."""
+        if visualizer is not None and not isinstance(visualizer, dict):
+            return visualizer
+        cfg = dict(visualizer or {})
+        cfg.setdefault("type", "Visualizer")
+        return VISUALIZERS.build(cfg, default_args=dict(save_dir=self._log_dir if is_main_process() else None))
+
+    # ------------------------------------------------------------------ hooks
+    def register_hook(self, hook: Hook | dict, priority: int | str | None = None, name: str | None = None) -> None:
+        """Add a hook (or its config). Lower priority numbers run first; ties keep registration order."""
+        if isinstance(hook, dict):
+            hook = dict(hook)
+            priority = hook.pop("priority", priority)
+            hook = HOOKS.build(hook)
+        if not isinstance(hook, Hook):
+            raise ConfigError(f"a hook must be a Hook or its config, got {type(hook).__name__}")
+        if priority is not None:
+            hook.priority = priority
+        value = get_priority(hook.priority)
+        position = len(self._hooks)
+        for index, existing in enumerate(self._hooks):
+            if get_priority(existing.priority) > value:
+                position = index
+                break
+        self._hooks.insert(position, hook)
+        if name is not None:
+            self._hook_names[id(hook)] = name
+        self._rebuild_hook_table()
+
+    def _rebuild_hook_table(self) -> None:
+        # Resolved once here, so call_hook touches only hooks that implement the event.
+        table: dict[str, list] = {}
+        for hook in self._hooks:
+            for event in hook.implemented_events():
+                table.setdefault(event, []).append(getattr(hook, event))
+        self._hook_table = table
+
+    def register_hooks(self, default_hooks: dict | None = None, custom_hooks: list | None = None) -> None:
+        """Register the default hooks (merged with ``default_hooks`` by name), then the custom ones."""
+        merged = copy.deepcopy(DEFAULT_HOOKS)
+        for name, cfg in (default_hooks or {}).items():
+            if cfg is None:
+                merged.pop(name, None)
+            elif isinstance(cfg, dict) and name in merged and cfg.get("type", merged[name]["type"]) == merged[name]["type"]:
+                merged[name].update(cfg)
+            else:
+                merged[name] = cfg
+        for name, cfg in merged.items():
+            with config_key(f"default_hooks.{name}"):
+                self.register_hook(cfg, name=name)
+        for index, cfg in enumerate(custom_hooks or []):
+            with config_key(f"custom_hooks.{index}"):
+                self.register_hook(cfg)
+
+    def get_hook(self, name: str) -> Hook | None:
+        """The default hook registered under ``name`` (e.g. 'checkpoint'), or None."""
+        for hook in self._hooks:
+            if self._hook_names.get(id(hook)) == name:
+                return hook
+        return None
+
+    def call_hook(self, fn_name: str, **kwargs: Any) -> None:
+        """Call ``fn_name`` on every hook that implements it, in priority order."""
+        for method in self._hook_table.get(fn_name, ()):
+            method(self, **kwargs)
+
+    # ------------------------------------------------------------------ running
+    def train(self) -> nn.Module:
+        """Train, validating as configured; return the trained model."""
+        checkpoint = self._checkpoint_to_resume()
+        if checkpoint is not None and checkpoint["meta"].get("seed") not in (None, self._seed):
+            self.logger.warning(f"using the resumed run's seed {checkpoint['meta']['seed']} (this run drew {self._seed})")
+            self._set_seed(checkpoint["meta"]["seed"])
+        train_loop = self.train_loop
+        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+        self._scale_lr()
+        self.param_schedulers = self.build_param_scheduler(self._param_scheduler_cfg)
+        _ = self.val_loop  # Built now, so config errors surface before training starts.
+        self.call_hook("before_run")
+        if checkpoint is not None:
+            self.resume_from(checkpoint)
+        elif self._load_from:
+            self.load_checkpoint(self._load_from)
+        self.optim_wrapper.initialize_count_status(self.model, train_loop.iter, train_loop.max_iters)
+        model = train_loop.run()
+        self.call_hook("after_run")
+        return model
+
+    def val(self) -> dict:
+        """Run the validation loop once and return its metrics."""
+        return self._evaluate("val")
+
+    def test(self) -> dict:
+        """Run the test loop once and return its metrics."""
+        return self._evaluate("test")
+
+    def _evaluate(self, mode: str) -> dict:
+        loop = self.val_loop if mode == "val" else self.test_loop
+        if loop is None:
+            raise RuntimeError(
+                f"this runner has no {mode} set up: give {mode}_dataloader, {mode}_cfg and {mode}_evaluator"
+            )
+        self.call_hook("before_run")
+        if self._load_from:
+            self.load_checkpoint(self._load_from)
+        metrics = loop.run()
+        self.call_hook("after_run")
+        return metrics
+
+    def _scale_lr(self) -> None:
+        cfg = self._auto_scale_lr
+        if not cfg or not cfg.get("enable", False):
+            return
+        if "base_batch_size" not in cfg:
+            raise ConfigError("auto_scale_lr needs base_batch_size (the batch size the lr was tuned for)", key="auto_scale_lr")
+        batch_size = get_world_size() * self.train_dataloader.batch_size
+        ratio = batch_size / cfg["base_batch_size"]
+        wrappers = self.optim_wrapper.values() if hasattr(self.optim_wrapper, "values") else [self.optim_wrapper]
+        for wrapper in wrappers:
+            for group in wrapper.param_groups:
+                group["lr"] *= ratio
+        self.logger.info(
+            f"auto_scale_lr: lr scaled by {ratio:g} (world size {get_world_size()} x batch size "
+            f"{self.train_dataloader.batch_size} / base_batch_size {cfg['base_batch_size']})"
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_to_resume(self) -> dict | None:
+        if not self._resume:
+            return None
+        path = self._load_from if self._resume is True and self._load_from else self._resume
+        if path in (True, "auto"):
+            path = find_latest_checkpoint(self._work_dir)
+            if path is None:
+                self.logger.info(f"resume: no checkpoint in {self._work_dir}; starting from scratch")
+                return None
+        checkpoint = load_checkpoint_file(str(path))
+        checkpoint.setdefault("meta", {})
+        self._resume_path = str(path)
+        return checkpoint
+
+    def save_checkpoint(
+        self,
+        out_dir: str,
+        filename: str,
+        save_optimizer: bool = True,
+        save_param_scheduler: bool = True,
+        meta: dict | None = None,
+        by_epoch: bool = True,
+    ) -> str:
+        """Write ``<out_dir>/<filename>`` atomically (rank 0) and point ``last_checkpoint`` at it.
+
+        The checkpoint holds tensors and plain types only: ``meta``, ``state_dict``,
+        ``optimizer``, ``param_schedulers``, ``message_hub``, ``rng``, ``loop`` and ``hooks``.
+        """
+        epoch, iteration = (self.epoch + 1, self.iter) if by_epoch else (self.epoch, self.iter + 1)
+        checkpoint: dict[str, Any] = {
+            "meta": {
+                "epoch": epoch,
+                "iter": iteration,
+                "seed": self._seed,
+                "experiment_name": self._experiment_name,
+                "time": time.strftime("%Y%m%d_%H%M%S", time.localtime()),
+                "minirunner_version": minirunner.__version__,
+                "torch_version": torch.__version__,
+                "python_version": platform.python_version(),
+                "cfg": self.cfg.pretty_text if self.cfg is not None else "",
+                **(meta or {}),
+            },
+            "state_dict": _unwrap(self.model).state_dict(),
+            "message_hub": self._message_hub.state_dict(),
+            "rng": get_rng_state(),
+            "loop": {"epoch": epoch, "iter": iteration},
+            "hooks": {},
+        }
+        if save_optimizer and self.optim_wrapper is not None and not isinstance(self.optim_wrapper, dict):
+            checkpoint["optimizer"] = self.optim_wrapper.state_dict()
+        if save_param_scheduler and self.param_schedulers:
+            checkpoint["param_schedulers"] = _scheduler_states(self.param_schedulers)
+        for index, hook in enumerate(self._hooks):
+            state = hook.state_dict()
+            if state:
+                checkpoint["hooks"][f"{index}:{type(hook).__name__}"] = state
+        self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
+        path = os.path.join(out_dir, filename)
+        if is_main_process():
+            save_checkpoint_file(checkpoint, path)
+            write_last_checkpoint(self._work_dir, path)
+        return path
+
+    def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = False) -> dict:
+        """Load the model weights only (non-strict by default) and report what did not match."""
+        checkpoint = load_checkpoint_file(filename, map_location=map_location)
+        state = checkpoint.get("state_dict", checkpoint)
+        state = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
+        result = _unwrap(self.model).load_state_dict(state, strict=strict)
+        report = f"loaded weights from {filename}"
+        if result.missing_keys:
+            report += f"; missing keys: {', '.join(result.missing_keys)}"
+        if result.unexpected_keys:
+            report += f"; unexpected keys: {', '.join(result.unexpected_keys)}"
+        self.logger.info(report)
+        return checkpoint
+
+    def resume_from(self, checkpoint: dict) -> None:
+        """Restore everything a checkpoint holds, so training continues where it stopped."""
+        path = getattr(self, "_resume_path", "the checkpoint")
+        _unwrap(self.model).load_state_dict(checkpoint["state_dict"])
+        loop = checkpoint.get("loop", checkpoint["meta"])
+        self.train_loop._epoch = int(loop["epoch"])
+        self.train_loop._iter = int(loop["iter"])
+        if "optimizer" in checkpoint:
+            self.optim_wrapper.load_state_dict(checkpoint["optimizer"])
+        if "param_schedulers" in checkpoint and self.param_schedulers:
+            _load_scheduler_states(self.param_schedulers, checkpoint["param_schedulers"])
+        if "message_hub" in checkpoint:
+            self._message_hub.load_state_dict(checkpoint["message_hub"])
+        hook_states = checkpoint.get("hooks", {})
+        for index, hook in enumerate(self._hooks):
+            state = hook_states.get(f"{index}:{type(hook).__name__}")
+            if state:
+                hook.load_state_dict(state)
+        if "rng" in checkpoint:
+            set_rng_state(checkpoint["rng"])
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        self.logger.info(f"resumed from {path} at epoch {self.train_loop.epoch}, iter {self.train_loop.iter}")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _scheduler_states(schedulers: Any) -> Any:
+    if isinstance(schedulers, dict):
+        return {name: [s.state_dict() for s in group] for name, group in schedulers.items()}
+    return [s.state_dict() for s in schedulers]
+
+
+def _load_scheduler_states(schedulers: Any, states: Any) -> None:
+    if isinstance(schedulers, dict):
+        for name, group in schedulers.items():
+            for scheduler, state in zip(group, states[name]):
+                scheduler.load_state_dict(state)
+    else:
+        for scheduler, state in zip(schedulers, states):
+            scheduler.load_state_dict(state)
+
+
+def _runner_class(name: Any) -> type:
+    if isinstance(name, type):
+        return name
+    found = RUNNERS.get(name)
+    if found is None:
+        raise ConfigError(
+            f"'{name}' is not a registered runner.{did_you_mean(str(name), RUNNERS.known_names())} "
+            "Register your Runner subclass with @RUNNERS.register_module()"
+        )
+    return found
