@@ -439,12 +439,12 @@ class Runner:
         if not isinstance(loop, dict):
             return loop
         loop = dict(loop)
+        with config_key("train_dataloader"):
+            dataloader = self.build_dataloader(self._train_dataloader)
+        if "type" not in loop:
+            loop["type"] = "EpochBasedTrainLoop" if loop.pop("by_epoch", True) else "IterBasedTrainLoop"
         with config_key("train_cfg"):
-            if "type" in loop:
-                return LOOPS.build(loop, default_args=dict(runner=self, dataloader=self._train_dataloader))
-            by_epoch = loop.pop("by_epoch", True)
-            loop_type = "EpochBasedTrainLoop" if by_epoch else "IterBasedTrainLoop"
-            return LOOPS.build(dict(type=loop_type, **loop), default_args=dict(runner=self, dataloader=self._train_dataloader))
+            return LOOPS.build(loop, default_args=dict(runner=self, dataloader=dataloader))
 
     def build_val_loop(self, loop: Any) -> Any:
         """Build the validation loop from ``val_cfg``."""
@@ -459,6 +459,10 @@ class Runner:
             return loop
         loop = dict(loop)
         loop.setdefault("type", default_type)
+        with config_key(f"{mode}_dataloader"):
+            dataloader = self.build_dataloader(dataloader)
+        with config_key(f"{mode}_evaluator"):
+            evaluator = self.build_evaluator(evaluator)
         with config_key(f"{mode}_cfg"):
             return LOOPS.build(loop, default_args=dict(runner=self, dataloader=dataloader, evaluator=evaluator))
 

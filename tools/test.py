@@ -1,0 +1,46 @@
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from minirunner.config import Config, ConfigError, DictAction  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Evaluate a checkpoint on the config's test set.")
+    parser.add_argument("config", help="the config file")
+    parser.add_argument("checkpoint", help="the checkpoint to evaluate")
+    parser.add_argument("--work-dir", help="where the log goes (default: work_dirs/<config name>)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                        help="override config values")
+    parser.add_argument("--launcher", choices=["none", "pytorch"], default="none")
+    args = parser.parse_args(argv)
+    try:
+        cfg = Config.fromfile(args.config)
+        name = os.path.splitext(os.path.basename(args.config))[0]
+        cfg.work_dir = args.work_dir or cfg.get("work_dir") or os.path.join("work_dirs", name)
+        cfg.load_from = args.checkpoint
+        cfg.resume = False
+        cfg.launcher = args.launcher
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        if not os.path.isfile(args.checkpoint):
+            raise ConfigError(f"checkpoint not found: {args.checkpoint}")
+        from minirunner.runner import Runner
+
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
+    except ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return 2
+    runner.logger.info(f"metrics: {metrics}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

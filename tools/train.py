@@ -1,0 +1,146 @@
+"""Train a model from a config: ``python tools/train.py configs/digits_mlp.py``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+# Running this file directly puts tools/ first on sys.path; the checkout's package should win
+# over nothing at all when minirunner is not installed.
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from minirunner.config import Config, ConfigError, DictAction  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train a model from a minirunner config.")
+    parser.add_argument("config", help="the config file (.py, .json or .yaml)")
+    parser.add_argument("--work-dir", help="where logs and checkpoints go (default: work_dirs/<config name>)")
+    parser.add_argument(
+        "--resume", nargs="?", const="auto", default=None, metavar="auto|PATH",
+        help="resume from PATH, or with no value (or 'auto') from the newest checkpoint in the work dir",
+    )
+    parser.add_argument("--load-from", help="load model weights only from this checkpoint")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (AmpOptimWrapper)")
+    parser.add_argument("--auto-scale-lr", action="store_true", help="scale the lr by the total batch size")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                        help="override config values, e.g. optim_wrapper.optimizer.lr=0.01")
+    parser.add_argument("--launcher", choices=["none", "pytorch"], default="none",
+                        help="'pytorch' when started by torchrun")
+    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--deterministic", action="store_true", help="ask torch for deterministic algorithms")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="build everything, show the param groups, run 2 train and 1 val iteration, save nothing")
+    return parser.parse_args(argv)
+
+
+def apply_args(cfg: Config, args: argparse.Namespace) -> None:
+    """Write the command-line choices into the config (--cfg-options last, so it wins)."""
+    name = os.path.splitext(os.path.basename(args.config))[0]
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif not cfg.get("work_dir"):
+        cfg.work_dir = os.path.join("work_dirs", name)
+    if args.resume is not None:
+        cfg.resume = "auto" if args.resume == "auto" else args.resume
+    if args.load_from:
+        cfg.load_from = args.load_from
+    if args.amp:
+        optim_wrapper = cfg.get("optim_wrapper")
+        if optim_wrapper is None:
+            raise ConfigError("--amp needs an optim_wrapper in the config", key="optim_wrapper")
+        if optim_wrapper.get("type", "OptimWrapper") in ("OptimWrapper", "AmpOptimWrapper"):
+            optim_wrapper.type = "AmpOptimWrapper"
+        else:
+            raise ConfigError(
+                f"--amp switches OptimWrapper to AmpOptimWrapper, but the config uses {optim_wrapper.type}; "
+                "set the AMP options in the config instead", key="optim_wrapper.type",
+            )
+    if args.auto_scale_lr:
+        if "base_batch_size" not in (cfg.get("auto_scale_lr") or {}):
+            raise ConfigError(
+                "--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=N) in the config (the total "
+                "batch size the lr was tuned for)", key="auto_scale_lr",
+            )
+        cfg.auto_scale_lr.enable = True
+    randomness = dict(cfg.get("randomness") or {})
+    if args.seed is not None:
+        randomness["seed"] = args.seed
+    if args.deterministic:
+        randomness["deterministic"] = True
+    if randomness:
+        cfg.randomness = randomness
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+
+
+class FirstBatches:
+    """The first ``count`` batches of a dataloader (for --dry-run); other attributes pass through."""
+
+    def __init__(self, loader: Any, count: int) -> None:
+        self.loader = loader
+        self.count = min(count, len(loader))
+
+    def __iter__(self):
+        for index, batch in enumerate(self.loader):
+            if index == self.count:
+                return
+            yield batch
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
+def dry_run(cfg: Config) -> None:
+    from minirunner.runner import Runner
+    from minirunner.runner.summary import format_param_groups
+
+    if cfg.get("default_hooks") is None:
+        cfg.default_hooks = {}
+    cfg.default_hooks.checkpoint = None
+    cfg.resume = False
+    train_cfg = cfg.train_cfg
+    if train_cfg.get("by_epoch", True) and train_cfg.get("type", "EpochBasedTrainLoop") == "EpochBasedTrainLoop":
+        train_cfg.update(max_epochs=1, val_begin=1, val_interval=1)
+    else:
+        train_cfg.update(max_iters=2, val_begin=1, val_interval=2)
+    runner = Runner.from_cfg(cfg)
+    loop = runner.train_loop
+    loop.dataloader = FirstBatches(loop.dataloader, 2)
+    loop._max_iters = len(loop.dataloader)
+    if runner.val_loop is not None:
+        runner.val_loop.dataloader = FirstBatches(runner.val_loop.dataloader, 1)
+    runner.train()
+    runner.logger.info("param groups:\n" + format_param_groups(runner.model, runner.optim_wrapper))
+    runner.logger.info(f"dry run finished: 2 train and 1 val iteration ran; nothing was saved (log: {runner.log_dir})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = Config.fromfile(args.config)
+        apply_args(cfg, args)
+        if args.dry_run:
+            dry_run(cfg)
+            return 0
+        from minirunner.registry import RUNNERS
+        from minirunner.runner import Runner
+
+        runner_cls = RUNNERS.get(cfg["runner_type"]) if cfg.get("runner_type") else Runner
+        runner = (runner_cls or Runner).from_cfg(cfg)
+        runner.train()
+    except ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return 2
+    runner.logger.info(f"done. log: {runner.log_dir}; checkpoints and config: {runner.work_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
