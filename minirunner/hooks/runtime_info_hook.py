@@ -61,7 +61,7 @@ def _grad_norms(optim_wrapper: Any) -> list[tuple[str, Any]]:
     wrappers = optim_wrapper.items() if hasattr(optim_wrapper, "items") else [("", optim_wrapper)]
     found = []
     for name, wrapper in wrappers:
-        if getattr(wrapper, "clip_grad_kwargs", None) is None or not wrapper.should_update():
+        if getattr(wrapper, "clipper", None) is None or not wrapper.should_update():
             continue
         norm = getattr(wrapper, "grad_norm", None)
         if norm is not None:
