@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from minirunner.utils import ConfigError
 
 from .config_dict import ConfigDict
-from .loader import load_file, merge
+from .loader import DELETE_KEY, load_file, merge, strip_delete_keys
 from .pretty import format_python, to_plain_data
 
 _OWN_ATTRIBUTES = ("_cfg_dict", "_filename", "_text")
@@ -224,13 +224,19 @@ class Config:
 
 
 def _as_config_value(value: Any) -> Any:
-    return ConfigDict(value) if isinstance(value, dict) and not isinstance(value, ConfigDict) else value
+    if isinstance(value, dict) and not isinstance(value, ConfigDict):
+        return ConfigDict(value)
+    # Dicts inside lists get attribute access too, as they do when a file is loaded.
+    if type(value) in (list, tuple):
+        return type(value)(_as_config_value(item) for item in value)
+    return value
 
 
 def _merged_value(current: Any, value: Any) -> Any:
-    if isinstance(value, dict) and isinstance(current, dict):
+    if isinstance(value, dict) and isinstance(current, dict) and not value.get(DELETE_KEY, False):
         return merge(current, value)
-    return _as_config_value(value)
+    # A copy, so the caller's lists and dicts do not become part of the config.
+    return _as_config_value(strip_delete_keys(value))
 
 
 def import_custom_modules_from(custom_imports: Any, filename: str = "the config") -> None:

@@ -70,33 +70,42 @@ def parse_value(text: str) -> Any:
 
 
 def _matching_close(text: str) -> int:
-    depth = 0
+    open_brackets, quote = [], ""
     for index, char in enumerate(text):
-        if char in "[(":
-            depth += 1
+        # Brackets inside a quoted string are text, e.g. name='[a'.
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in _CLOSING:
+            open_brackets.append(char)
         elif char in "])":
-            depth -= 1
-            if depth == 0:
+            if not open_brackets or _CLOSING[open_brackets.pop()] != char:
+                break
+            if not open_brackets:
                 return index
     raise ValueError(f"unbalanced brackets in {text!r}")
 
 
 def _split_top_level(text: str) -> list[str]:
-    """Split at commas that are not inside brackets; a trailing comma adds no item."""
-    parts, depth, current = [], 0, ""
+    """Split at commas that are not inside brackets or quotes; a trailing comma adds no item."""
+    parts, open_brackets, current, quote = [], [], "", ""
     for char in text:
-        if char in "[(":
-            depth += 1
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in _CLOSING:
+            open_brackets.append(char)
         elif char in "])":
-            depth -= 1
-            if depth < 0:
+            if not open_brackets or _CLOSING[open_brackets.pop()] != char:
                 raise ValueError(f"unbalanced brackets in {text!r}")
-        if char == "," and depth == 0:
+        if char == "," and not open_brackets and not quote:
             parts.append(current)
             current = ""
         else:
             current += char
-    if depth != 0:
+    if open_brackets:
         raise ValueError(f"unbalanced brackets in {text!r}")
     parts.append(current)
     return [part for part in parts if part.strip()]

@@ -184,7 +184,7 @@ def _rewrite_placeholders(path: str, source: str, base_cfg: ConfigDict) -> str:
         if start < last:
             continue
         span = next((s for s in string_spans if s[0] <= start and end <= s[1]), None)
-        expression = f"{BASE_KEY}.{match.group(1)}"
+        expression = _base_expression(match.group(1))
         if span is None:
             pieces.append(source[last:start] + expression)
             last = end
@@ -197,6 +197,14 @@ def _rewrite_placeholders(path: str, source: str, base_cfg: ConfigDict) -> str:
             last = end
     pieces.append(source[last:])
     return "".join(pieces)
+
+
+def _base_expression(dotted: str) -> str:
+    """``'layers.1.type'`` -> ``"_base_.layers[1].type"``: a number is a list index, not an attribute."""
+    expression = BASE_KEY
+    for part in dotted.split("."):
+        expression += f"[{part}]" if part.isdigit() else f".{part}"
+    return expression
 
 
 def _string_spans(path: str, source: str) -> list[tuple[int, int]]:

@@ -180,7 +180,10 @@ class Registry:
         scope, short = key.split(".", 1)
         scoped = self._registry_of_scope(scope)
         if scoped is not None:
-            return scoped.get(short)
+            found = scoped.get(short)
+            if found is not None:
+                return found
+        # A full import path may start with a scope's name ('minirunner.optim.OptimWrapper').
         return _import_object(key)
 
     def _registry_of_scope(self, scope: str) -> "Registry | None":
@@ -203,8 +206,13 @@ class Registry:
             except ModuleNotFoundError as error:
                 # A location that does not exist (yet) is not an error; anything that
                 # fails inside an existing module is, and keeps its traceback.
-                if error.name is None or not location.startswith(error.name):
-                    raise
+                if error.name is not None and (error.name == location or location.startswith(error.name + ".")):
+                    continue
+                self._imported_locations = False  # so the next look-up raises again
+                raise
+            except BaseException:
+                self._imported_locations = False
+                raise
 
     # ------------------------------------------------------------------ build
     def build(self, cfg: Mapping, *args: Any, **kwargs: Any) -> Any:
