@@ -1,6 +1,8 @@
 """Hooks: :class:`Hook` and the built-in hooks."""
 
 from .checkpoint_hook import CheckpointHook
+from .early_stopping_hook import EarlyStoppingHook
+from .ema_hook import EMAHook
 from .hook import EVENTS, Hook
 from .iter_timer_hook import IterTimerHook
 from .logger_hook import LoggerHook
@@ -11,5 +13,6 @@ from .sampler_seed_hook import DistSamplerSeedHook
 
 __all__ = [
     "EVENTS", "Hook", "PRIORITIES", "get_priority", "CheckpointHook", "DistSamplerSeedHook",
+    "EarlyStoppingHook", "EMAHook",
     "IterTimerHook", "LoggerHook", "ParamSchedulerHook", "RuntimeInfoHook",
 ]
