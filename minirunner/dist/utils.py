@@ -6,8 +6,10 @@ single process, so calling code never has to branch on whether it runs under tor
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
+import pickle
 from typing import Any, Callable, TypeVar
 
 import torch
@@ -47,22 +49,54 @@ def barrier() -> None:
         torch_dist.barrier()
 
 
+def _collective_device() -> torch.device:
+    # NCCL moves only CUDA tensors; gloo moves CPU tensors.
+    if torch_dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _to_bytes(tensor: torch.Tensor, size: int) -> bytes:
+    data = tensor[:size].contiguous().cpu()
+    return ctypes.string_at(data.data_ptr(), size) if size else b""
+
+
 def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Return rank ``src``'s ``obj`` on every rank (``obj`` itself when not distributed)."""
+    """Return rank ``src``'s ``obj`` on every rank (``obj`` itself when not distributed).
+
+    Objects travel as pickled bytes in a uint8 tensor. torch's own object collectives
+    decode through NumPy, which the CPU wheel does not install.
+    """
     if not is_distributed():
         return obj
-    box = [obj]
-    torch_dist.broadcast_object_list(box, src=src)
-    return box[0]
+    device = _collective_device()
+    if get_rank() == src:
+        payload = torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8).to(device)
+        size = torch.tensor([payload.numel()], dtype=torch.long, device=device)
+    else:
+        size = torch.zeros(1, dtype=torch.long, device=device)
+    torch_dist.broadcast(size, src=src)
+    if get_rank() != src:
+        payload = torch.empty(int(size.item()), dtype=torch.uint8, device=device)
+    torch_dist.broadcast(payload, src=src)
+    return obj if get_rank() == src else pickle.loads(_to_bytes(payload, int(size.item())))
 
 
 def all_gather_object(obj: Any) -> list[Any]:
     """Return the list of every rank's ``obj``, in rank order (``[obj]`` when not distributed)."""
     if not is_distributed():
         return [obj]
-    gathered: list[Any] = [None] * get_world_size()
-    torch_dist.all_gather_object(gathered, obj)
-    return gathered
+    device = _collective_device()
+    payload = torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8).to(device)
+    size = torch.tensor([payload.numel()], dtype=torch.long, device=device)
+    sizes = [torch.zeros_like(size) for _ in range(get_world_size())]
+    torch_dist.all_gather(sizes, size)
+    lengths = [int(s.item()) for s in sizes]
+    padded = torch.zeros(max(lengths), dtype=torch.uint8, device=device)
+    padded[: payload.numel()] = payload
+    chunks = [torch.empty_like(padded) for _ in lengths]
+    torch_dist.all_gather(chunks, padded)
+    return [pickle.loads(_to_bytes(chunk, length)) for chunk, length in zip(chunks, lengths)]
 
 
 def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:

@@ -1,0 +1,24 @@
+"""Data: dataloaders built from configs, rank-aware samplers, collate functions and the
+built-in datasets (synthetic data, the embedded 8x8 digits, torchvision wrappers)."""
+
+from .builder import build_dataloader
+from .collate import default_collate, pseudo_collate
+from .datasets import DigitsDataset, SyntheticClassification, load_digits_file
+from .sampler import DefaultSampler, InfiniteSampler, sync_random_seed
+from .vision import (
+    CIFAR10,
+    MNIST,
+    FashionMNIST,
+    ImageFolder,
+    TorchvisionDataset,
+    import_torchvision,
+    torchvision_available,
+)
+from .worker_init import worker_init_fn
+
+__all__ = [
+    "build_dataloader", "default_collate", "pseudo_collate", "DigitsDataset",
+    "SyntheticClassification", "load_digits_file", "DefaultSampler", "InfiniteSampler",
+    "sync_random_seed", "CIFAR10", "MNIST", "FashionMNIST", "ImageFolder",
+    "TorchvisionDataset", "import_torchvision", "torchvision_available", "worker_init_fn",
+]

@@ -1,0 +1,46 @@
+"""Collate functions, registered in ``FUNCTIONS`` under the names configs use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch.utils.data import default_collate
+
+from minirunner.registry import FUNCTIONS
+
+# torch's own function, so a batch looks exactly as it would in a plain PyTorch loop.
+FUNCTIONS.register_module(name="default_collate", module=default_collate)
+
+
+@FUNCTIONS.register_module()
+def pseudo_collate(data_batch: Sequence[Any]) -> Any:
+    """Group a list of samples by field without stacking anything.
+
+    Dicts become a dict of lists, tuples and lists a tuple or list of lists (transposed),
+    recursively; the leaves (tensors, numbers, strings, other objects) are left as they
+    are, in lists. Use it for samples whose tensors differ in size; the model or its data
+    preprocessor then stacks or pads them.
+
+    Example:
+        >>> pseudo_collate([dict(x=1, y=('a', 2)), dict(x=3, y=('b', 4))])
+        {'x': [1, 3], 'y': (['a', 'b'], [2, 4])}
+    """
+    first = data_batch[0]
+    if isinstance(first, Mapping):
+        grouped = {key: pseudo_collate([sample[key] for sample in data_batch]) for key in first}
+        return grouped if type(first) is dict else type(first)(grouped)
+    if isinstance(first, (str, bytes)) or not isinstance(first, Sequence):
+        return list(data_batch)
+    length = len(first)
+    if any(len(sample) != length for sample in data_batch):
+        raise ValueError(
+            "pseudo_collate needs every sample's sequences to have the same length, got "
+            f"lengths {[len(sample) for sample in data_batch]}"
+        )
+    fields = [pseudo_collate(list(group)) for group in zip(*data_batch)]
+    if isinstance(first, tuple) and hasattr(first, "_fields"):
+        return type(first)(*fields)
+    if isinstance(first, tuple):
+        return tuple(fields)
+    return fields

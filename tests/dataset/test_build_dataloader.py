@@ -1,0 +1,234 @@
+"""build_dataloader: every config key, and the ConfigErrors a config author can fix."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import pytest
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Sampler
+
+import minirunner.dist
+from minirunner.dataset import (
+    DefaultSampler,
+    SyntheticClassification,
+    build_dataloader,
+    pseudo_collate,
+    worker_init_fn,
+)
+from minirunner.registry import DATA_SAMPLERS, FUNCTIONS, config_key
+from minirunner.utils import ConfigError
+
+
+def _cfg(**overrides):
+    cfg = dict(
+        dataset=dict(type="SyntheticClassification", num_samples=10, num_features=3),
+        sampler=dict(type="DefaultSampler", shuffle=False),
+        batch_size=4,
+    )
+    cfg.update(overrides)
+    return cfg
+
+
+def _error(cfg, **kwargs) -> ConfigError:
+    with pytest.raises(ConfigError) as info, config_key("train_dataloader"):
+        build_dataloader(cfg, **kwargs)
+    return info.value
+
+
+def test_builds_a_dataloader_with_defaults():
+    cfg = _cfg()
+    loader = build_dataloader(cfg)
+    assert isinstance(loader, DataLoader)
+    assert isinstance(loader.sampler, DefaultSampler) and not loader.sampler.shuffle
+    assert isinstance(loader.dataset, SyntheticClassification)
+    assert loader.collate_fn is torch.utils.data.default_collate
+    assert (loader.batch_size, loader.num_workers, loader.drop_last) == (4, 0, False)
+    assert loader.pin_memory is False and loader.persistent_workers is False
+    assert loader.worker_init_fn is None
+    batches = list(loader)
+    assert [b["inputs"].shape for b in batches] == [(4, 3), (4, 3), (2, 3)]
+    expected = SyntheticClassification(num_samples=10, num_features=3)
+    assert torch.equal(torch.cat([b["inputs"] for b in batches]), expected.inputs)
+    assert torch.equal(torch.cat([b["data_samples"] for b in batches]), expected.labels)
+    assert cfg == _cfg()  # the caller's dict is not changed
+
+
+def test_passes_options_through():
+    loader = build_dataloader(
+        _cfg(
+            num_workers=1,
+            persistent_workers=True,
+            drop_last=True,
+            collate_fn=dict(type="pseudo_collate"),
+            prefetch_factor=3,
+            timeout=5,
+        ),
+        seed=11,
+    )
+    assert (loader.num_workers, loader.persistent_workers, loader.drop_last) == (1, True, True)
+    assert (loader.prefetch_factor, loader.timeout) == (3, 5)
+    assert loader.collate_fn is pseudo_collate
+    assert isinstance(loader.worker_init_fn, functools.partial)
+    assert loader.worker_init_fn.func is worker_init_fn
+    assert loader.worker_init_fn.keywords == dict(num_workers=1, rank=0, seed=11)
+    assert len(loader) == 2
+
+
+def test_accepts_objects_and_returns_a_dataloader_unchanged():
+    dataset = SyntheticClassification(num_samples=6, num_features=2)
+    sampler = DefaultSampler(dataset, shuffle=False)
+    loader = build_dataloader(dict(dataset=dataset, sampler=sampler, batch_size=3, collate_fn=pseudo_collate))
+    assert loader.dataset is dataset and loader.sampler is sampler
+    assert loader.collate_fn is pseudo_collate
+    assert build_dataloader(loader) is loader
+
+
+def test_seed_reaches_the_sampler_unless_ranks_have_different_seeds():
+    cfg = _cfg(sampler=dict(type="DefaultSampler", shuffle=True))
+    assert build_dataloader(cfg, seed=5).sampler.seed == 5
+    assert build_dataloader(_cfg(sampler=dict(type="DefaultSampler", seed=9)), seed=5).sampler.seed == 9
+
+
+def test_diff_rank_seed_gives_the_sampler_the_shared_seed(monkeypatch):
+    monkeypatch.setattr(minirunner.dist, "broadcast_object", lambda obj, src=0: 77)
+    loader = build_dataloader(_cfg(sampler=dict(type="DefaultSampler")), seed=5, diff_rank_seed=True)
+    assert loader.sampler.seed == 77
+
+
+def test_rank_goes_into_the_worker_seed(monkeypatch):
+    monkeypatch.setattr(minirunner.dist, "get_rank", lambda: 3)
+    monkeypatch.setattr(minirunner.dist, "get_world_size", lambda: 4)
+    loader = build_dataloader(_cfg(num_workers=2), seed=1)
+    assert loader.worker_init_fn.keywords == dict(num_workers=2, rank=3, seed=1)
+    assert len(loader.sampler) == 3  # ceil(10 / 4)
+
+
+class FixedOrder(Sampler):
+    """A user sampler without a seed argument."""
+
+    def __init__(self, dataset, order):
+        self.order = order
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self):
+        return len(self.order)
+
+
+def test_user_sampler_without_seed_and_batch_sampler():
+    DATA_SAMPLERS.register_module(module=FixedOrder, force=True)
+    DATA_SAMPLERS.register_module(module=BatchSampler, force=True)
+    try:
+        loader = build_dataloader(
+            _cfg(
+                sampler=dict(type="FixedOrder", order=[3, 1, 2]),
+                batch_sampler=dict(type="BatchSampler", drop_last=False),
+                batch_size=2,
+            ),
+            seed=1,
+        )
+        labels = SyntheticClassification(num_samples=10, num_features=3).labels
+        assert [b["data_samples"].tolist() for b in loader] == [
+            labels[[3, 1]].tolist(), labels[[2]].tolist()
+        ]
+    finally:
+        DATA_SAMPLERS.module_dict.pop("FixedOrder")
+        DATA_SAMPLERS.module_dict.pop("BatchSampler")
+
+
+def test_collate_fn_with_arguments_is_a_partial():
+    def stack_scaled(batch, scale=1.0):
+        return torch.stack([item["inputs"] for item in batch]) * scale
+
+    FUNCTIONS.register_module(module=stack_scaled, force=True)
+    try:
+        loader = build_dataloader(_cfg(collate_fn=dict(type="stack_scaled", scale=2.0)))
+        first = next(iter(loader))
+        expected = SyntheticClassification(num_samples=10, num_features=3).inputs[:4] * 2
+        assert torch.equal(first, expected)
+        error = _error(_cfg(collate_fn=dict(type="stack_scaled", factor=2.0)))
+        assert error.key == "train_dataloader.collate_fn.factor"
+    finally:
+        FUNCTIONS.module_dict.pop("stack_scaled")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "text"),
+    [
+        (dict(batch_size=0), "train_dataloader.batch_size", "positive int"),
+        (dict(batch_size=2.5), "train_dataloader.batch_size", "positive int"),
+        (dict(num_workers=-1), "train_dataloader.num_workers", ">= 0"),
+        (dict(persistent_workers=True), "train_dataloader.persistent_workers", "num_workers"),
+        (dict(shuffle=True), "train_dataloader.shuffle", "sampler=dict"),
+        (dict(batchsize=4), "train_dataloader.batchsize", "Did you mean 'batch_size'"),
+        (dict(sampler=dict(type="DefaultSamplr")), "train_dataloader.sampler.type",
+         "Did you mean 'DefaultSampler'"),
+        (dict(sampler=dict(type="DefaultSampler", shufle=True)), "train_dataloader.sampler.shufle",
+         "Did you mean 'shuffle'"),
+        (dict(dataset=dict(type="DigitDataset")), "train_dataloader.dataset.type",
+         "Did you mean 'DigitsDataset'"),
+        (dict(dataset=dict(type="DigitsDataset", split="test")), "train_dataloader.dataset.split",
+         "'train' or 'val'"),
+        (dict(collate_fn=dict(type="default_colate")), "train_dataloader.collate_fn.type",
+         "Did you mean 'default_collate'"),
+        (dict(collate_fn="default_collate"), "train_dataloader.collate_fn", "dict"),
+        (dict(prefetch_factor=2), "train_dataloader", "prefetch_factor"),
+    ],
+)
+def test_config_errors_name_the_key(overrides, key, text):
+    error = _error(_cfg(**overrides))
+    assert error.key == key
+    assert text in str(error)
+
+
+@pytest.mark.parametrize("missing", ["dataset", "sampler", "batch_size"])
+def test_missing_required_keys(missing):
+    cfg = _cfg()
+    del cfg[missing]
+    error = _error(cfg)
+    assert error.key == f"train_dataloader.{missing}"
+    assert "is missing" in str(error)
+
+
+def test_not_a_dict():
+    error = _error([1, 2])
+    assert error.key == "train_dataloader"
+
+
+def test_warns_when_no_batch_comes_out():
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = Collect()
+    logger = logging.getLogger("minirunner")
+    logger.addHandler(handler)
+    try:
+        build_dataloader(_cfg(batch_size=16, drop_last=True))
+    finally:
+        logger.removeHandler(handler)
+    assert any("yields no batches" in r.getMessage() for r in records)
+    assert all(r.levelno == logging.WARNING for r in records if "yields" in r.getMessage())
+
+
+def test_option_errors_come_before_building_the_dataset():
+    built = []
+
+    def dataset_factory():
+        built.append(True)
+        return SyntheticClassification(num_samples=4)
+
+    from minirunner.registry import DATASETS
+
+    DATASETS.register_module(module=dataset_factory, name="CountingDataset", force=True)
+    try:
+        _error(_cfg(dataset=dict(type="CountingDataset"), batch_size=0))
+        _error(_cfg(dataset=dict(type="CountingDataset"), collate_fn=dict(type="nope")))
+        assert built == []
+    finally:
+        DATASETS.module_dict.pop("CountingDataset")
