@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The CPU torch wheel comes without NumPy and warns about it on import; nothing here needs it,
+# and the warning would bury a config error's one-line message.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 from minirunner.config import Config, ConfigError, DictAction  # noqa: E402
 
@@ -19,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                         help="override config values")
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none")
-    args = parser.parse_args(argv)
     try:
+        # Parsing is inside: a malformed --cfg-options item is a ConfigError from DictAction.
+        args = parser.parse_args(argv)
         cfg = Config.fromfile(args.config)
         name = os.path.splitext(os.path.basename(args.config))[0]
         cfg.work_dir = args.work_dir or cfg.get("work_dir") or os.path.join("work_dirs", name)

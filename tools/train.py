@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Any
 
 # Running this file directly puts tools/ first on sys.path; the checkout's package should win
 # over nothing at all when minirunner is not installed.
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The CPU torch wheel comes without NumPy and warns about it on import; nothing here needs it,
+# and the warning would bury a config error's one-line message.
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 from minirunner.config import Config, ConfigError, DictAction  # noqa: E402
 
@@ -98,32 +102,39 @@ class FirstBatches:
 
 
 def dry_run(cfg: Config) -> None:
+    from minirunner.hooks import Hook
     from minirunner.runner import Runner
     from minirunner.runner.summary import format_param_groups
+
+    class StopAfterTwo(Hook):
+        def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+            if runner.iter + 1 >= 2:
+                runner.train_loop.stop_training = True
 
     if cfg.get("default_hooks") is None:
         cfg.default_hooks = {}
     cfg.default_hooks.checkpoint = None
     cfg.resume = False
-    train_cfg = cfg.train_cfg
-    if train_cfg.get("by_epoch", True) and train_cfg.get("type", "EpochBasedTrainLoop") == "EpochBasedTrainLoop":
-        train_cfg.update(max_epochs=1, val_begin=1, val_interval=1)
-    else:
-        train_cfg.update(max_iters=2, val_begin=1, val_interval=2)
+    # train_cfg stays as configured, so the schedulers are built (and checked) as in the real
+    # run; a 2-batch dataloader and a stop flag cut training short instead.
     runner = Runner.from_cfg(cfg)
     loop = runner.train_loop
     loop.dataloader = FirstBatches(loop.dataloader, 2)
-    loop._max_iters = len(loop.dataloader)
+    loop.val_begin = 2**62  # validation runs once below, whatever the configured interval
+    runner.register_hook(StopAfterTwo(), priority="LOWEST")
+    runner.train()
     if runner.val_loop is not None:
         runner.val_loop.dataloader = FirstBatches(runner.val_loop.dataloader, 1)
-    runner.train()
+        runner.val_loop.run()
     runner.logger.info("param groups:\n" + format_param_groups(runner.model, runner.optim_wrapper))
-    runner.logger.info(f"dry run finished: 2 train and 1 val iteration ran; nothing was saved (log: {runner.log_dir})")
+    ran = "2 train and 1 val iteration" if runner.val_loop is not None else "2 train iterations"
+    runner.logger.info(f"dry run finished: {ran} ran; nothing was saved (log: {runner.log_dir})")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
+        # Parsing is inside: a malformed --cfg-options item is a ConfigError from DictAction.
+        args = parse_args(argv)
         cfg = Config.fromfile(args.config)
         apply_args(cfg, args)
         if args.dry_run:

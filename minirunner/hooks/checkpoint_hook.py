@@ -108,6 +108,11 @@ class CheckpointHook(Hook):
             self._save(runner, self.filename_tmpl.format(runner.iter + 1))
 
     def _save(self, runner: Any, filename: str) -> None:
+        # Listed before saving, so the copy of this hook's state inside the new checkpoint
+        # already names it (a resumed run then deletes the right files).
+        planned = os.path.join(self.out_dir, filename)
+        if planned not in self.kept:
+            self.kept.append(planned)
         path = runner.save_checkpoint(
             self.out_dir,
             filename,
@@ -116,9 +121,6 @@ class CheckpointHook(Hook):
             by_epoch=self.by_epoch,
         )
         runner.logger.info(f"saved checkpoint {path}")
-        if path in self.kept:
-            return
-        self.kept.append(path)
         if self.max_keep_ckpts > 0 and runner.rank == 0:
             # Only now that the new file is in place may an old one go.
             while len(self.kept) > self.max_keep_ckpts:
@@ -154,8 +156,10 @@ class CheckpointHook(Hook):
                 filename,
                 save_optimizer=False,
                 save_param_scheduler=False,
-                meta={f"best_score/{metric}": value},
+                # Saved after the counters moved on: they already count what is done.
+                meta={f"best_score/{metric}": value, "epoch": runner.epoch, "iter": runner.iter},
                 by_epoch=False,
+                update_last=False,
             )
             self.best_paths[metric] = path
             if old and old != path and runner.rank == 0 and os.path.isfile(old):

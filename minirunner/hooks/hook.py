@@ -164,18 +164,20 @@ class Hook:
 
     # ------------------------------------------------------------------ helpers for subclasses
     def every_n_epochs(self, runner: Any, n: int, start: int = 0) -> bool:
-        """True after epochs ``start + n``, ``start + 2n``, ... (counted from 1)."""
+        """True after epochs ``n``, ``2n``, ... (counted from 1); with ``start > 0``, after
+        epochs ``start``, ``start + n``, ... (the reference's rule, kept so its hooks work)."""
         done = runner.epoch + 1 - start
-        return n > 0 and done > 0 and done % n == 0
+        return n > 0 and done >= 0 and done % n == 0
 
     def every_n_inner_iters(self, batch_idx: int, n: int) -> bool:
         """True every ``n`` iterations within an epoch."""
         return n > 0 and (batch_idx + 1) % n == 0
 
     def every_n_train_iters(self, runner: Any, n: int, start: int = 0) -> bool:
-        """True after iterations ``start + n``, ``start + 2n``, ... (counted from 1)."""
+        """True after iterations ``n``, ``2n``, ... (counted from 1); with ``start > 0``,
+        after iterations ``start``, ``start + n``, ... (as :meth:`every_n_epochs`)."""
         done = runner.iter + 1 - start
-        return n > 0 and done > 0 and done % n == 0
+        return n > 0 and done >= 0 and done % n == 0
 
     def end_of_epoch(self, dataloader: Any, batch_idx: int) -> bool:
         """True on the last iteration of an epoch."""

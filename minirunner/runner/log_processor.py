@@ -124,8 +124,9 @@ class LogProcessor:
             name = key[len(mode) + 1 :]
             if self.mean_pattern.match(name):
                 values[name] = buffer.mean(self._window(self.window_size, inner_count))
-            else:
+            elif mode == "train":
                 values[name] = buffer.current()
+            # Other val/test scalars are the previous evaluation's metrics: stale mid-epoch.
         for item in self.custom_cfg:
             source = f"{mode}/{item['data_src']}"
             if source not in runner.message_hub.log_scalars:

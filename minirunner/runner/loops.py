@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -22,6 +22,37 @@ class BaseLoop:
 
     def run(self) -> Any:
         raise NotImplementedError
+
+
+def skip_batches(dataloader: Any, count: int) -> Iterator[Any]:
+    """An iterator over ``dataloader`` that starts after its first ``count`` batches.
+
+    Used to resume in the middle of an epoch. A sampler with ``set_start_index`` (the
+    built-in ones) skips the indices without loading them; otherwise the batches are loaded
+    and dropped. The global torch generator is left as it was: the uninterrupted run drew
+    from it for this pass before the checkpoint was taken, so drawing again would shift
+    everything after (dropout, augmentation in the main process).
+    """
+    state = torch.get_rng_state()
+    sampler = getattr(dataloader, "sampler", None)
+    batch_size = getattr(dataloader, "batch_size", None)
+    if batch_size is not None and hasattr(sampler, "set_start_index"):
+        sampler.set_start_index(count * batch_size)
+        iterator = iter(dataloader)
+    else:
+        iterator = iter(dataloader)
+        for _ in range(count):
+            if next(iterator, None) is None:
+                break
+    torch.set_rng_state(state)
+    return iterator
+
+
+def _length(dataloader: Any, default: int) -> int:
+    try:
+        return len(dataloader)
+    except TypeError:  # an iterable dataset without a length: one endless pass
+        return default
 
 
 def _dynamic_intervals(
@@ -108,11 +139,14 @@ class EpochBasedTrainLoop(BaseLoop):
         return runner.model
 
     def run_epoch(self) -> None:
-        """One pass over the dataloader."""
+        """One pass over the dataloader (the rest of it, after a mid-epoch resume)."""
         runner = self.runner
         runner.call_hook("before_train_epoch")
         runner.model.train()
-        for batch_idx, data_batch in enumerate(self.dataloader):
+        # Non-zero only when resumed from an iteration checkpoint inside this epoch.
+        done = self._iter - self._epoch * len(self.dataloader)
+        batches = skip_batches(self.dataloader, done) if done > 0 else self.dataloader
+        for batch_idx, data_batch in enumerate(batches, start=max(done, 0)):
             self.run_iter(batch_idx, data_batch)
         runner.call_hook("after_train_epoch")
         self._epoch += 1
@@ -180,7 +214,9 @@ class IterBasedTrainLoop(BaseLoop):
     def _next_batch(self) -> Any:
         # An exhausted dataloader starts a new pass (a new "epoch" for the sampler seed).
         if self._batches is None:
-            self._batches = iter(self.dataloader)
+            # After a resume, continue the current pass where the checkpoint left it.
+            done = self._iter - self._epoch * _length(self.dataloader, default=0) if self._iter else 0
+            self._batches = skip_batches(self.dataloader, done) if done > 0 else iter(self.dataloader)
         try:
             return next(self._batches)
         except StopIteration:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import logging
 import os
@@ -130,6 +131,7 @@ class Runner:
 
         self._default_scope = default_scope
         self._load_from = load_from
+        self._has_loaded = False  # load_from is applied once, not again by a later val()/test()
         self._resume = resume
         self._auto_scale_lr = auto_scale_lr
         self._train_dataloader = train_dataloader
@@ -166,18 +168,21 @@ class Runner:
         ``lr = 0.1``) are ignored; a key that looks like a misspelt known key is warned about.
         """
         cfg = cfg if isinstance(cfg, Config) else Config(dict(cfg))
-        known = [p for p in inspect.signature(Runner.__init__).parameters if p not in ("self", "cfg", "unknown")]
-        for key in cfg:
-            if key not in known and key not in _EXTRA_CFG_KEYS and not key.startswith("_"):
-                hint = did_you_mean(key, known + list(_EXTRA_CFG_KEYS))
-                if hint:
-                    warnings.warn(f"config key '{key}' is not used by the Runner.{hint}", stacklevel=2)
         runner_cls = cls
         if cfg.get("runner_type"):
             with config_key("runner_type"):
                 runner_cls = _runner_class(cfg["runner_type"])
-        own = inspect.signature(runner_cls.__init__).parameters
-        kwargs = {key: copy.deepcopy(cfg[key]) for key in cfg if key in known and key in own}
+        accepted = _accepted_arguments(runner_cls)
+        for key in cfg:
+            if key not in accepted and key not in _EXTRA_CFG_KEYS and not key.startswith("_"):
+                # A strict cutoff: configs are full of helper names (data_root, tta_model) that
+                # a loose match would flag; real typos of these long keys score above 0.85.
+                close = difflib.get_close_matches(key, accepted + list(_EXTRA_CFG_KEYS), n=1, cutoff=0.85)
+                if close:
+                    warnings.warn(
+                        f"config key '{key}' is not used by the Runner. Did you mean '{close[0]}'?", stacklevel=2
+                    )
+        kwargs = {key: copy.deepcopy(cfg[key]) for key in cfg if key in accepted}
         return runner_cls(**kwargs, cfg=cfg)
 
     @staticmethod
@@ -529,6 +534,21 @@ class Runner:
             with config_key(f"custom_hooks.{index}"):
                 self.register_hook(cfg)
 
+    def _hook_state_keys(self) -> list[str]:
+        """Where each hook's state goes in a checkpoint: its default-hook name, else its class
+        name (``#2``, ``#3`` for repeats), so adding or removing other hooks between the
+        interrupted and the resumed run does not move it."""
+        keys, seen = [], {}
+        for hook in self._hooks:
+            name = self._hook_names.get(id(hook))
+            if name is None:
+                name = type(hook).__name__
+                seen[name] = seen.get(name, 0) + 1
+                if seen[name] > 1:
+                    name = f"{name}#{seen[name]}"
+            keys.append(name)
+        return keys
+
     def get_hook(self, name: str) -> Hook | None:
         """The default hook registered under ``name`` (e.g. 'checkpoint'), or None."""
         for hook in self._hooks:
@@ -556,8 +576,9 @@ class Runner:
         self.call_hook("before_run")
         if checkpoint is not None:
             self.resume_from(checkpoint)
-        elif self._load_from:
+        elif self._load_from and not self._has_loaded:
             self.load_checkpoint(self._load_from)
+        self._has_loaded = True
         self.optim_wrapper.initialize_count_status(self.model, train_loop.iter, train_loop.max_iters)
         model = train_loop.run()
         self.call_hook("after_run")
@@ -578,8 +599,9 @@ class Runner:
                 f"this runner has no {mode} set up: give {mode}_dataloader, {mode}_cfg and {mode}_evaluator"
             )
         self.call_hook("before_run")
-        if self._load_from:
+        if self._load_from and not self._has_loaded:
             self.load_checkpoint(self._load_from)
+            self._has_loaded = True
         metrics = loop.run()
         self.call_hook("after_run")
         return metrics
@@ -624,13 +646,20 @@ class Runner:
         save_param_scheduler: bool = True,
         meta: dict | None = None,
         by_epoch: bool = True,
+        *,
+        update_last: bool = True,
     ) -> str:
         """Write ``<out_dir>/<filename>`` atomically (rank 0) and point ``last_checkpoint`` at it.
 
         The checkpoint holds tensors and plain types only: ``meta``, ``state_dict``,
         ``optimizer``, ``param_schedulers``, ``message_hub``, ``rng``, ``loop`` and ``hooks``.
+        ``update_last=False`` leaves ``last_checkpoint`` alone (for side copies such as the
+        best checkpoint, which ``resume='auto'`` must not pick up).
         """
         epoch, iteration = (self.epoch + 1, self.iter) if by_epoch else (self.epoch, self.iter + 1)
+        # A caller saving between iterations (the best checkpoint, after validation) passes
+        # the counters in meta, as in the reference; the loop state follows them.
+        epoch, iteration = (meta or {}).get("epoch", epoch), (meta or {}).get("iter", iteration)
         checkpoint: dict[str, Any] = {
             "meta": {
                 "epoch": epoch,
@@ -639,7 +668,7 @@ class Runner:
                 "experiment_name": self._experiment_name,
                 "time": time.strftime("%Y%m%d_%H%M%S", time.localtime()),
                 "minirunner_version": minirunner.__version__,
-                "torch_version": torch.__version__,
+                "torch_version": str(torch.__version__),  # TorchVersion is not weights_only-safe
                 "python_version": platform.python_version(),
                 "cfg": self.cfg.pretty_text if self.cfg is not None else "",
                 **(meta or {}),
@@ -654,15 +683,16 @@ class Runner:
             checkpoint["optimizer"] = self.optim_wrapper.state_dict()
         if save_param_scheduler and self.param_schedulers:
             checkpoint["param_schedulers"] = _scheduler_states(self.param_schedulers)
-        for index, hook in enumerate(self._hooks):
+        for key, hook in zip(self._hook_state_keys(), self._hooks):
             state = hook.state_dict()
             if state:
-                checkpoint["hooks"][f"{index}:{type(hook).__name__}"] = state
+                checkpoint["hooks"][key] = state
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
         path = os.path.join(out_dir, filename)
         if is_main_process():
             save_checkpoint_file(checkpoint, path)
-            write_last_checkpoint(self._work_dir, path)
+            if update_last:
+                write_last_checkpoint(self._work_dir, path)
         return path
 
     def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = False) -> dict:
@@ -693,8 +723,8 @@ class Runner:
         if "message_hub" in checkpoint:
             self._message_hub.load_state_dict(checkpoint["message_hub"])
         hook_states = checkpoint.get("hooks", {})
-        for index, hook in enumerate(self._hooks):
-            state = hook_states.get(f"{index}:{type(hook).__name__}")
+        for key, hook in zip(self._hook_state_keys(), self._hooks):
+            state = hook_states.get(key)
             if state:
                 hook.load_state_dict(state)
         if "rng" in checkpoint:
@@ -721,6 +751,20 @@ def _load_scheduler_states(schedulers: Any, states: Any) -> None:
     else:
         for scheduler, state in zip(schedulers, states):
             scheduler.load_state_dict(state)
+
+
+def _accepted_arguments(runner_cls: type) -> list[str]:
+    """The config keys ``runner_cls.__init__`` takes: its named arguments, plus every Runner
+    argument when it forwards ``**kwargs`` (the usual shape of a subclass)."""
+    named = [p for p in inspect.signature(Runner.__init__).parameters if p not in ("self", "cfg", "unknown")]
+    if runner_cls is Runner:
+        return named
+    params = inspect.signature(runner_cls.__init__).parameters
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    accepted = [name for name, p in params.items() if name not in ("self", "cfg") and p.kind not in variadic]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        accepted += [name for name in named if name not in accepted]
+    return accepted
 
 
 def _runner_class(name: Any) -> type:

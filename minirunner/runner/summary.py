@@ -23,6 +23,8 @@ def format_param_groups(model: nn.Module, optim_wrapper: Any) -> str:
         for index, group in enumerate(wrapper.param_groups):
             params = [names.get(id(p), "?") for p in group["params"]]
             shown = ", ".join(params[:3]) + (f" (+{len(params) - 3})" if len(params) > 3 else "")
+            # The wrapper lists the optimizer's defaults as a last, parameterless group (base_lr).
+            shown = shown or "(defaults: base_lr)"
             momentum = group.get("momentum", group.get("betas", (None,))[0])
             table.add_row(
                 name or type(wrapper.optimizer).__name__, str(index), shown, f"{group['lr']:.4g}",

@@ -1,0 +1,145 @@
+"""LoggerHook options: interval, ignore_last, val/test lines, experiment-name lines."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from minirunner.hooks import LoggerHook
+from minirunner.runner import Runner
+from minirunner.utils import ConfigError
+
+
+def _data(num_samples: int, batch_size: int, shuffle: bool = True) -> dict:
+    return dict(
+        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=4, num_classes=2),
+        sampler=dict(type="DefaultSampler", shuffle=shuffle),
+        batch_size=batch_size,
+    )
+
+
+def _cfg(work_dir, logger: dict, **overrides) -> dict:
+    cfg = dict(
+        model=dict(type="MLPClassifier", in_features=4, hidden_dims=(8,), num_classes=2),
+        work_dir=str(work_dir),
+        train_dataloader=_data(10, 2),  # 5 iterations per epoch
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
+        val_dataloader=_data(8, 2, shuffle=False),  # 4 iterations
+        val_cfg=dict(),
+        val_evaluator=dict(type="Accuracy"),
+        test_dataloader=_data(6, 2, shuffle=False),  # 3 iterations
+        test_cfg=dict(),
+        test_evaluator=dict(type="Accuracy"),
+        default_hooks=dict(checkpoint=None, logger=logger),
+        randomness=dict(seed=0),
+    )
+    cfg.update(overrides)
+    return cfg
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _run(runner: Runner, method: str = "train") -> list[str]:
+    capture = _Capture()
+    logger = logging.getLogger("minirunner")
+    logger.addHandler(capture)
+    try:
+        getattr(runner, method)()
+    finally:
+        logger.removeHandler(capture)
+    return capture.lines
+
+
+def _positions(lines: list[str], pattern: str) -> list[str]:
+    return [m.group(1) for line in lines if (m := re.match(pattern, line))]
+
+
+TRAIN_EPOCH = r"Epoch\(train\)\s+(\[\d+\]\[\s*\d+/\d+\])"
+
+
+@pytest.mark.parametrize(
+    "logger, expected",
+    [
+        (dict(interval=2), ["[1][2/5]", "[1][4/5]", "[2][2/5]", "[2][4/5]"]),
+        (dict(interval=2, ignore_last=False), ["[1][2/5]", "[1][4/5]", "[1][5/5]", "[2][2/5]", "[2][4/5]", "[2][5/5]"]),
+        (dict(interval=3), ["[1][3/5]", "[2][3/5]"]),
+        # An interval longer than the epoch still logs once per epoch, at its end.
+        (dict(interval=20), ["[1][5/5]", "[2][5/5]"]),
+    ],
+)
+def test_train_lines_by_epoch(tmp_path, logger, expected):
+    lines = _run(Runner(**_cfg(tmp_path, logger)))
+    assert _positions(lines, TRAIN_EPOCH) == expected
+
+
+@pytest.mark.parametrize(
+    "ignore_last, expected",
+    [(True, ["[3/8]", "[6/8]"]), (False, ["[3/8]", "[6/8]", "[8/8]"])],
+)
+def test_train_lines_by_iteration(tmp_path, ignore_last, expected):
+    cfg = _cfg(tmp_path, dict(interval=3, ignore_last=ignore_last),
+               train_cfg=dict(by_epoch=False, max_iters=8, val_interval=100))
+    lines = _run(Runner(**cfg))
+    assert _positions(lines, r"Iter\(train\) (\[\s*\d+/\d+\])") == expected
+
+
+def test_val_and_test_lines(tmp_path):
+    runner = Runner(**_cfg(tmp_path, dict(interval=2), train_cfg=dict(by_epoch=True, max_epochs=1)))
+    lines = _run(runner)
+    val_lines = [line for line in lines if line.startswith("Epoch(val)")]
+    # Every 2 val iterations, then the summary with the metric.
+    assert [re.match(r"Epoch\(val\) (\[\d+\]\[\d+/\d+\])", l).group(1) for l in val_lines] == [
+        "[1][2/4]", "[1][4/4]", "[1][4/4]"
+    ]
+    assert "accuracy/top1:" in val_lines[-1]
+    test_lines = [line for line in _run(runner, "test") if line.startswith("Epoch(test)")]
+    assert "accuracy/top1:" in test_lines[-1]
+
+
+def test_experiment_name_lines(tmp_path):
+    runner = Runner(**_cfg(tmp_path, dict(interval=100, interval_exp_name=4), experiment_name="my_exp"))
+    lines = _run(runner)
+    # 10 iterations: after the 4th and the 8th.
+    assert lines.count("Exp name: my_exp") == 2
+
+
+def test_train_line_values(tmp_path):
+    losses = []
+
+    from minirunner.hooks import Hook
+
+    class Keep(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            losses.append(float(outputs["loss"]))
+
+    cfg = _cfg(tmp_path, dict(interval=5), log_processor=dict(window_size=5), custom_hooks=[Keep()],
+               train_cfg=dict(by_epoch=True, max_epochs=1))
+    lines = _run(Runner(**cfg))
+    line = next(l for l in lines if l.startswith("Epoch(train)"))
+    logged = float(re.search(r"loss: (\d+\.\d+)", line).group(1))
+    assert logged == pytest.approx(sum(losses) / 5, abs=5e-5)
+    assert re.search(r"lr: 1\.0000e-01", line)
+
+
+@pytest.mark.parametrize("interval", [0, -1, 1.5])
+def test_bad_interval(interval):
+    with pytest.raises(ConfigError, match="interval"):
+        LoggerHook(interval=interval)
+
+
+def test_val_iteration_lines_do_not_repeat_the_previous_metrics(tmp_path):
+    runner = Runner(**_cfg(tmp_path, dict(interval=2), train_cfg=dict(by_epoch=True, max_epochs=2)))
+    val_lines = [line for line in _run(runner) if line.startswith("Epoch(val)")]
+    assert len(val_lines) == 6  # per validation: after val iterations 2 and 4, then the summary
+    for index, line in enumerate(val_lines):
+        assert ("accuracy/top1" in line) == (index % 3 == 2), line
