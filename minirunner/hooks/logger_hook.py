@@ -39,14 +39,19 @@ class LoggerHook(Hook):
         self.interval_exp_name = interval_exp_name
         self.out_dir = out_dir
         self.log_metric_by_epoch = log_metric_by_epoch
+        self._epoch_length = 0
+
+    def before_train_epoch(self, runner: Any) -> None:
+        # Read once per epoch: len() of a DataLoader goes through its sampler each time.
+        self._epoch_length = len(runner.train_dataloader) if runner.log_processor.by_epoch else 0
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
         if self.every_n_train_iters(runner, self.interval_exp_name):
             runner.logger.info(f"Exp name: {runner.experiment_name}")
         if runner.log_processor.by_epoch:
-            loader = runner.train_dataloader
-            at_interval = self.every_n_inner_iters(batch_idx, self.interval) or (
-                self.end_of_epoch(loader, batch_idx) and (not self.ignore_last or len(loader) <= self.interval)
+            length = self._epoch_length
+            at_interval = (batch_idx + 1) % self.interval == 0 or (
+                batch_idx + 1 == length and (not self.ignore_last or length <= self.interval)
             )
         else:
             at_interval = self.every_n_train_iters(runner, self.interval) or (

@@ -26,19 +26,32 @@ class ParamSchedulerHook(Hook):
 
     priority = "LOW"
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
+    def __init__(self) -> None:
+        self._by_iter: list[Any] = []
+        self._by_epoch: list[Any] = []
+        self._by_metrics: list[Any] = []
+
+    def before_train(self, runner: Any) -> None:
+        # Sorted once, so each iteration only walks the schedulers it steps.
+        self._by_iter, self._by_epoch, self._by_metrics = [], [], []
         for scheduler in _all_schedulers(runner.param_schedulers):
-            if not scheduler.by_epoch and not getattr(scheduler, "need_val_args", False):
-                scheduler.step()
+            if getattr(scheduler, "need_val_args", False):
+                self._by_metrics.append(scheduler)
+            elif scheduler.by_epoch:
+                self._by_epoch.append(scheduler)
+            else:
+                self._by_iter.append(scheduler)
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
+        for scheduler in self._by_iter:
+            scheduler.step()
 
     def after_train_epoch(self, runner: Any) -> None:
-        for scheduler in _all_schedulers(runner.param_schedulers):
-            if scheduler.by_epoch and not getattr(scheduler, "need_val_args", False):
-                scheduler.step()
+        for scheduler in self._by_epoch:
+            scheduler.step()
 
     def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         if not metrics:
             return
-        for scheduler in _all_schedulers(runner.param_schedulers):
-            if getattr(scheduler, "need_val_args", False):
-                scheduler.step(metrics)
+        for scheduler in self._by_metrics:
+            scheduler.step(metrics)

@@ -25,11 +25,22 @@ class RuntimeInfoHook(Hook):
              "experiment_name": runner.experiment_name}
         )
 
+    def __init__(self) -> None:
+        self._train_keys: dict[str, str] = {}  # 'loss' -> 'train/loss', built once per key
+        self._clipping: list[tuple[str, Any]] = []
+
     def before_train(self, runner: Any) -> None:
         runner.message_hub.update_info_dict(
             {"epoch": runner.epoch, "iter": runner.iter, "max_epochs": runner.max_epochs,
              "max_iters": runner.max_iters}
         )
+        optim_wrapper = runner.optim_wrapper
+        wrappers = optim_wrapper.items() if hasattr(optim_wrapper, "items") else [("", optim_wrapper)]
+        self._clipping = [
+            (f"train/{name}.grad_norm" if name else "train/grad_norm", wrapper)
+            for name, wrapper in wrappers
+            if getattr(wrapper, "clipper", None) is not None
+        ]
 
     def before_train_epoch(self, runner: Any) -> None:
         runner.message_hub.update_info("epoch", runner.epoch)
@@ -38,14 +49,24 @@ class RuntimeInfoHook(Hook):
         hub = runner.message_hub
         hub.update_info("iter", runner.iter)
         for name, values in runner.optim_wrapper.get_lr().items():
-            hub.update_scalar(f"train/{name}", values[0])
+            hub.update_scalar(self._train_key(name), values[0])
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
         hub = runner.message_hub
-        for key, value in (outputs or {}).items():
-            hub.update_scalar(f"train/{key}", value)
-        for name, norm in _grad_norms(runner.optim_wrapper):
-            hub.update_scalar(f"train/{name}", norm)
+        if outputs:
+            for key, value in outputs.items():
+                hub.update_scalar(self._train_key(key), value)
+        # The pre-clip norm, on iterations that stepped (it stays a tensor until logged).
+        for key, wrapper in self._clipping:
+            norm = wrapper.grad_norm
+            if norm is not None and wrapper.should_update():
+                hub.update_scalar(key, norm)
+
+    def _train_key(self, name: str) -> str:
+        key = self._train_keys.get(name)
+        if key is None:
+            key = self._train_keys[name] = f"train/{name}"
+        return key
 
     def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         for key, value in (metrics or {}).items():
@@ -55,15 +76,3 @@ class RuntimeInfoHook(Hook):
         for key, value in (metrics or {}).items():
             runner.message_hub.update_scalar(f"test/{key}", value)
 
-
-def _grad_norms(optim_wrapper: Any) -> list[tuple[str, Any]]:
-    """The pre-clip gradient norms that stepped this iteration, as ('grad_norm', tensor) pairs."""
-    wrappers = optim_wrapper.items() if hasattr(optim_wrapper, "items") else [("", optim_wrapper)]
-    found = []
-    for name, wrapper in wrappers:
-        if getattr(wrapper, "clipper", None) is None or not wrapper.should_update():
-            continue
-        norm = getattr(wrapper, "grad_norm", None)
-        if norm is not None:
-            found.append((f"{name}.grad_norm" if name else "grad_norm", norm))
-    return found

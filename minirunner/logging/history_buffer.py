@@ -23,6 +23,7 @@ class HistoryBuffer:
 
     def __init__(self, max_length: int = 1_000_000) -> None:
         self.max_length = max_length
+        self._trim_at = max_length + max_length // 4  # trim in batches, not on every update
         self._values: list[float] = []
         self._counts: list[int] = []
         self._pending: list[torch.Tensor] = []  # tensors not yet converted, oldest first
@@ -30,12 +31,13 @@ class HistoryBuffer:
     def update(self, value: Any, count: int = 1) -> None:
         """Append ``value``; ``count`` is how many samples it averages (used by weighted means)."""
         if isinstance(value, torch.Tensor):
-            self._pending.append(value.detach())
+            self._pending.append(value.detach() if value.requires_grad else value)
         else:
-            self._flush()
+            if self._pending:
+                self._flush()
             self._values.append(float(value))
-        self._counts.append(int(count))
-        if len(self._counts) > self.max_length + self.max_length // 4:
+        self._counts.append(count)
+        if len(self._counts) > self._trim_at:
             self._flush()
             del self._values[: -self.max_length]
             del self._counts[: -self.max_length]
@@ -96,6 +98,7 @@ class HistoryBuffer:
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned."""
         self.max_length = int(state["max_length"])
+        self._trim_at = self.max_length + self.max_length // 4
         self._values = [float(v) for v in state["values"]]
         self._counts = [int(c) for c in state["counts"]]
         self._pending = []

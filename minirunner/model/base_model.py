@@ -169,7 +169,7 @@ class BaseModel(nn.Module, metaclass=ABCMeta):
         return total, log_vars
 
     def _run_forward(self, data: Any, mode: str) -> Any:
-        if isinstance(data, Mapping):
+        if type(data) is dict or isinstance(data, Mapping):  # the exact check is the cheap one
             return self(**data, mode=mode)
         if isinstance(data, (list, tuple)):
             return self(*data, mode=mode)

@@ -333,12 +333,14 @@ class Runner:
     @property
     def epoch(self) -> int:
         """The 0-based index of the current epoch (epochs done, between epochs)."""
-        return self.train_loop.epoch if not isinstance(self._train_loop, (dict, type(None))) else 0
+        loop = self._train_loop
+        return 0 if loop is None or isinstance(loop, dict) else loop.epoch
 
     @property
     def iter(self) -> int:
         """The 0-based index of the current iteration (iterations done, between iterations)."""
-        return self.train_loop.iter if not isinstance(self._train_loop, (dict, type(None))) else 0
+        loop = self._train_loop
+        return 0 if loop is None or isinstance(loop, dict) else loop.iter
 
     @property
     def max_epochs(self) -> int:
@@ -513,8 +515,8 @@ class Runner:
         # Resolved once here, so call_hook touches only hooks that implement the event.
         table: dict[str, list] = {}
         for hook in self._hooks:
-            for event in hook.implemented_events():
-                table.setdefault(event, []).append(getattr(hook, event))
+            for event, handler in hook.event_handlers().items():
+                table.setdefault(event, []).append(handler)
         self._hook_table = table
 
     def register_hooks(self, default_hooks: dict | None = None, custom_hooks: list | None = None) -> None:
