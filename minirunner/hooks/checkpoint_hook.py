@@ -10,22 +10,7 @@ from minirunner.registry import HOOKS
 from minirunner.utils import ConfigError, did_you_mean
 
 from .hook import Hook
-
-# Metric names that are better when larger or smaller, for ``rule=None`` (the reference's lists).
-_GREATER_KEYS = ("acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc")
-_LESS_KEYS = ("loss",)
-
-
-def infer_rule(metric: str) -> str:
-    """'greater' or 'less' from a metric's name; a ConfigError when the name says neither."""
-    if any(key in metric for key in _LESS_KEYS):
-        return "less"
-    if any(key in metric for key in _GREATER_KEYS) or any(key.lower() in metric.lower() for key in _GREATER_KEYS):
-        return "greater"
-    raise ConfigError(
-        f"cannot tell whether a larger '{metric}' is better; set rule='greater' or rule='less'", key="rule"
-    )
-
+from .metric_rule import infer_rule
 
 @HOOKS.register_module()
 class CheckpointHook(Hook):

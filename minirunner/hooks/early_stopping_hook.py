@@ -11,38 +11,9 @@ from minirunner.registry import HOOKS
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
 from .hook import Hook
+from .metric_rule import GREATER_KEYS, LESS_KEYS, infer_rule  # noqa: F401 (re-exported)
 
 RULES = ("greater", "less")
-
-# Used, as in the reference, to infer `rule` from the metric's name: first an exact
-# (case-insensitive) match, then a substring match, 'greater' names before 'less' names.
-GREATER_KEYS = ("acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU", "mAcc", "aAcc")
-LESS_KEYS = ("loss",)
-
-
-def infer_rule(monitor: str) -> str:
-    """Guess whether a larger or a smaller value of the metric ``monitor`` is better.
-
-    Example:
-        >>> infer_rule('accuracy/top1'), infer_rule('val/loss')
-        ('greater', 'less')
-    """
-    name = monitor.lower()
-    greater = [key.lower() for key in GREATER_KEYS]
-    less = [key.lower() for key in LESS_KEYS]
-    if name in greater:
-        return "greater"
-    if name in less:
-        return "less"
-    if any(key in name for key in greater):
-        return "greater"
-    if any(key in name for key in less):
-        return "less"
-    raise ConfigError(
-        f"cannot tell whether a larger or a smaller {monitor!r} is better; "
-        "set rule='greater' or rule='less'",
-        key="rule",
-    )
 
 
 @HOOKS.register_module()

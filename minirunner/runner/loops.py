@@ -70,8 +70,63 @@ def _dynamic_intervals(
     return milestones, intervals
 
 
+class _TrainLoop(BaseLoop):
+    """What both training loops share: counters, the stop flag and the validation schedule."""
+
+    def __init__(
+        self,
+        runner: Any,
+        dataloader: Any,
+        val_begin: int,
+        val_interval: int,
+        dynamic_intervals: Sequence[tuple[int, int]] | None,
+    ) -> None:
+        super().__init__(runner, dataloader)
+        self._epoch = 0
+        self._iter = 0
+        self.val_begin = val_begin
+        self.val_interval = val_interval
+        self.stop_training = False
+        self._milestones, self._intervals = _dynamic_intervals(
+            dynamic_intervals, val_interval, "train_cfg.dynamic_intervals"
+        )
+
+    @property
+    def max_epochs(self) -> int:
+        return self._max_epochs
+
+    @property
+    def max_iters(self) -> int:
+        return self._max_iters
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def iter(self) -> int:
+        return self._iter
+
+    def _should_validate(self, done: int, total: int) -> bool:
+        """After ``done`` epochs (or iterations) of ``total``: is it time to validate?"""
+        position = bisect.bisect(self._milestones, done + 1) - 1  # as the reference: the next one
+        self.val_interval = self._intervals[position]
+        return (
+            self.runner.val_loop is not None
+            and done >= self.val_begin
+            and (done % self.val_interval == 0 or done == total)
+        )
+
+    def _train_step(self, batch_idx: int, data_batch: Any) -> None:
+        runner = self.runner
+        runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=data_batch)
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+        self._iter += 1
+
+
 @LOOPS.register_module()
-class EpochBasedTrainLoop(BaseLoop):
+class EpochBasedTrainLoop(_TrainLoop):
     """Train for ``max_epochs`` epochs; validate every ``val_interval`` epochs from ``val_begin``.
 
     Args:
@@ -94,33 +149,9 @@ class EpochBasedTrainLoop(BaseLoop):
     ) -> None:
         if not isinstance(max_epochs, int) or max_epochs < 1:
             raise ConfigError(f"max_epochs must be a positive int, got {max_epochs!r}", key="train_cfg.max_epochs")
-        super().__init__(runner, dataloader)
+        super().__init__(runner, dataloader, val_begin, val_interval, dynamic_intervals)
         self._max_epochs = max_epochs
         self._max_iters = max_epochs * len(self.dataloader)
-        self._epoch = 0
-        self._iter = 0
-        self.val_begin = val_begin
-        self.val_interval = val_interval
-        self.stop_training = False
-        self._milestones, self._intervals = _dynamic_intervals(
-            dynamic_intervals, val_interval, "train_cfg.dynamic_intervals"
-        )
-
-    @property
-    def max_epochs(self) -> int:
-        return self._max_epochs
-
-    @property
-    def max_iters(self) -> int:
-        return self._max_iters
-
-    @property
-    def epoch(self) -> int:
-        return self._epoch
-
-    @property
-    def iter(self) -> int:
-        return self._iter
 
     def run(self) -> torch.nn.Module:
         """Run the remaining epochs and return the model."""
@@ -128,12 +159,7 @@ class EpochBasedTrainLoop(BaseLoop):
         runner.call_hook("before_train")
         while self._epoch < self._max_epochs and not self.stop_training:
             self.run_epoch()
-            self._update_val_interval()
-            if (
-                runner.val_loop is not None
-                and self._epoch >= self.val_begin
-                and (self._epoch % self.val_interval == 0 or self._epoch == self._max_epochs)
-            ):
+            if self._should_validate(self._epoch, self._max_epochs):
                 runner.val_loop.run()
         runner.call_hook("after_train")
         return runner.model
@@ -153,19 +179,11 @@ class EpochBasedTrainLoop(BaseLoop):
 
     def run_iter(self, batch_idx: int, data_batch: Any) -> None:
         """One training step between its hooks."""
-        runner = self.runner
-        runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
-        self._iter += 1
-
-    def _update_val_interval(self) -> None:
-        position = bisect.bisect(self._milestones, self._epoch + 1) - 1
-        self.val_interval = self._intervals[position]
+        self._train_step(batch_idx, data_batch)
 
 
 @LOOPS.register_module()
-class IterBasedTrainLoop(BaseLoop):
+class IterBasedTrainLoop(_TrainLoop):
     """Train for ``max_iters`` iterations, re-iterating the dataloader when it runs out.
 
     Validation runs every ``val_interval`` iterations from ``val_begin``, and at the end.
@@ -182,34 +200,10 @@ class IterBasedTrainLoop(BaseLoop):
     ) -> None:
         if not isinstance(max_iters, int) or max_iters < 1:
             raise ConfigError(f"max_iters must be a positive int, got {max_iters!r}", key="train_cfg.max_iters")
-        super().__init__(runner, dataloader)
+        super().__init__(runner, dataloader, val_begin, val_interval, dynamic_intervals)
         self._max_iters = max_iters
         self._max_epochs = 1
-        self._epoch = 0
-        self._iter = 0
-        self.val_begin = val_begin
-        self.val_interval = val_interval
-        self.stop_training = False
-        self._milestones, self._intervals = _dynamic_intervals(
-            dynamic_intervals, val_interval, "train_cfg.dynamic_intervals"
-        )
         self._batches: Any = None
-
-    @property
-    def max_epochs(self) -> int:
-        return self._max_epochs
-
-    @property
-    def max_iters(self) -> int:
-        return self._max_iters
-
-    @property
-    def epoch(self) -> int:
-        return self._epoch
-
-    @property
-    def iter(self) -> int:
-        return self._iter
 
     def _next_batch(self) -> Any:
         # An exhausted dataloader starts a new pass (a new "epoch" for the sampler seed).
@@ -236,12 +230,7 @@ class IterBasedTrainLoop(BaseLoop):
         runner.model.train()
         while self._iter < self._max_iters and not self.stop_training:
             self.run_iter(self._next_batch())
-            self._update_val_interval()
-            if (
-                runner.val_loop is not None
-                and self._iter >= self.val_begin
-                and (self._iter % self.val_interval == 0 or self._iter == self._max_iters)
-            ):
+            if self._should_validate(self._iter, self._max_iters):
                 runner.val_loop.run()
                 runner.model.train()
         runner.call_hook("after_train_epoch")
@@ -250,15 +239,7 @@ class IterBasedTrainLoop(BaseLoop):
 
     def run_iter(self, data_batch: Any) -> None:
         """One training step between its hooks; ``batch_idx`` is the global iteration."""
-        runner = self.runner
-        runner.call_hook("before_train_iter", batch_idx=self._iter, data_batch=data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        runner.call_hook("after_train_iter", batch_idx=self._iter, data_batch=data_batch, outputs=outputs)
-        self._iter += 1
-
-    def _update_val_interval(self) -> None:
-        position = bisect.bisect(self._milestones, self._iter + 1) - 1
-        self.val_interval = self._intervals[position]
+        self._train_step(self._iter, data_batch)
 
 
 class _EvalLoop(BaseLoop):

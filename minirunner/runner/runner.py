@@ -27,7 +27,6 @@ from minirunner.registry import (
     LOOPS,
     MODEL_WRAPPERS,
     MODELS,
-    PARAM_SCHEDULERS,
     RUNNERS,
     VISUALIZERS,
     config_key,
@@ -401,33 +400,22 @@ class Runner:
             return build_optim_wrapper(self.model, optim_wrapper)
 
     def build_param_scheduler(self, scheduler: Any) -> Any:
-        """Build the schedulers; a missing ``end`` becomes max_epochs (by epoch) or max_iters."""
+        """Build the schedulers; a missing ``end`` becomes max_epochs (by epoch) or max_iters.
+
+        ``scheduler`` is one config, a list, or (several optimizers) a dict of lists keyed
+        like the OptimWrapperDict. Error messages name ``param_scheduler...`` themselves.
+        """
+        from minirunner.optim import build_param_schedulers
+
         if scheduler is None:
             return []
-        if isinstance(scheduler, dict) and "type" not in scheduler:
-            # Several optimizers: one list of schedulers per named wrapper.
-            return {
-                name: self._build_scheduler_list(cfgs, self.optim_wrapper[name], f"param_scheduler.{name}")
-                for name, cfgs in scheduler.items()
-            }
-        return self._build_scheduler_list(scheduler, self.optim_wrapper, "param_scheduler")
-
-    def _build_scheduler_list(self, cfgs: Any, optim_wrapper: Any, key: str) -> list:
-        cfgs = [cfgs] if isinstance(cfgs, dict) else list(cfgs)
-        epoch_length = len(self.train_dataloader)
-        schedulers = []
-        for index, cfg in enumerate(cfgs):
-            if not isinstance(cfg, dict):
-                schedulers.append(cfg)
-                continue
-            cfg = dict(cfg)
-            if "end" not in cfg:
-                cfg["end"] = self.max_epochs if cfg.get("by_epoch", True) else self.max_iters
-            with config_key(f"{key}.{index}"):
-                schedulers.append(
-                    PARAM_SCHEDULERS.build(cfg, default_args=dict(optimizer=optim_wrapper, epoch_length=epoch_length))
-                )
-        return schedulers
+        return build_param_schedulers(
+            scheduler,
+            self.optim_wrapper,
+            epoch_length=len(self.train_dataloader),
+            max_epochs=self.max_epochs,
+            max_iters=self.max_iters,
+        )
 
     def build_evaluator(self, evaluator: Any) -> Any:
         """Build an Evaluator from a metric config, a list of them, or an evaluator config."""

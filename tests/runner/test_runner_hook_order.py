@@ -18,6 +18,11 @@ from minirunner.runner import Runner
 from minirunner.utils import ConfigError
 
 
+def _owner(handler):
+    """The hook behind a dispatch-table entry: a bound method, or a partial of one."""
+    return getattr(handler, "func", handler).__self__
+
+
 def _data(num_samples: int, batch_size: int, shuffle: bool = True) -> dict:
     return dict(
         dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=4, num_classes=2),
@@ -182,12 +187,12 @@ def test_unknown_custom_hook_type_names_the_key(tmp_path):
 def test_dispatch_only_to_overridden_events(tmp_path):
     counter = CallCounter()
     runner = Runner(**_cfg(tmp_path, custom_hooks=[counter]))
-    listed = {event for event, methods in runner._hook_table.items() if any(m.__self__ is counter for m in methods)}
+    listed = {event for event, methods in runner._hook_table.items() if any(_owner(m) is counter for m in methods)}
     assert listed == {"after_train_iter"}
     # A default hook that only acts before epochs is not called on iterations.
     sampler_seed = runner.get_hook("sampler_seed")
     events_of_sampler_seed = {
-        event for event, methods in runner._hook_table.items() if any(m.__self__ is sampler_seed for m in methods)
+        event for event, methods in runner._hook_table.items() if any(_owner(m) is sampler_seed for m in methods)
     }
     assert events_of_sampler_seed == {"before_train_epoch"}
     runner.train()
@@ -231,8 +236,8 @@ def test_generic_after_iter_gets_train_val_and_test_iterations(tmp_path):
     runner = Runner(**cfg)
     table = runner._hook_table
     for event in ("after_train_iter", "after_val_iter", "after_test_iter"):
-        assert any(m.__self__ is iters for m in table[event])
-    assert not any(m.__self__ is iters for m in table.get("before_train_iter", []))
+        assert any(_owner(m) is iters for m in table[event])
+    assert not any(_owner(m) is iters for m in table.get("before_train_iter", []))
     runner.train()
     runner.test()
     # 2 train iterations (8 / 4), 2 val (4 / 2), 3 test (6 / 2).
