@@ -22,16 +22,18 @@ class IterTimerHook(Hook):
 
     def __init__(self) -> None:
         self._start = time.perf_counter()
+        # Keys built once rather than formatted twice per iteration.
+        self._keys = {mode: (f"{mode}/data_time", f"{mode}/time") for mode in ("train", "val", "test")}
 
     def _before_epoch(self, runner: Any, mode: str = "train") -> None:
         self._start = time.perf_counter()
 
     def _before_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, mode: str = "train") -> None:
-        runner.message_hub.update_scalar(f"{mode}/data_time", time.perf_counter() - self._start)
+        runner.message_hub.update_scalar(self._keys[mode][0], time.perf_counter() - self._start)
 
     def _after_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None, mode: str = "train"
     ) -> None:
         now = time.perf_counter()
-        runner.message_hub.update_scalar(f"{mode}/time", now - self._start)
+        runner.message_hub.update_scalar(self._keys[mode][1], now - self._start)
         self._start = now

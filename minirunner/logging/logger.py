@@ -70,10 +70,12 @@ class _ConsoleHandler(logging.Handler):
         self._console.print(line, markup=False, emoji=False)
 
 
-def get_logger(name: str = LOGGER_NAME, log_level: int | str = logging.INFO) -> logging.Logger:
+def get_logger(name: str = LOGGER_NAME, log_level: int | str | None = None) -> logging.Logger:
     """Return the logger ``name``, giving it a console handler the first time.
 
     Loggers named ``minirunner.<something>`` share the ``minirunner`` console handler.
+    ``log_level`` sets the level; when None, a new logger gets INFO and an existing one
+    keeps the level it has (so looking a logger up never undoes a run's choice).
     """
     logger = logging.getLogger(name)
     root = logging.getLogger(LOGGER_NAME)
@@ -90,7 +92,10 @@ def get_logger(name: str = LOGGER_NAME, log_level: int | str = logging.INFO) -> 
             handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
             logger.addHandler(handler)
             logger.propagate = False
-    logger.setLevel(_to_level(log_level))
+    if log_level is not None:
+        logger.setLevel(_to_level(log_level))
+    elif logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
     return logger
 
 

@@ -239,3 +239,15 @@ def test_print_log_does_not_reach_the_root_logger():
     finally:
         root.removeHandler(handler)
     assert records == []
+
+
+def test_looking_up_the_logger_keeps_the_level_a_run_chose(capsys):
+    from minirunner.logging import get_logger, print_log
+
+    logger = get_logger("minirunner", log_level="WARNING")
+    try:
+        print_log("hidden", logger="current")  # looks the logger up again
+        assert get_logger().level == logging.WARNING
+        assert "hidden" not in capsys.readouterr().out
+    finally:
+        logger.setLevel(logging.INFO)
