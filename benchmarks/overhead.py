@@ -24,7 +24,6 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader
 
 from minirunner.dataset import SyntheticClassification, default_collate

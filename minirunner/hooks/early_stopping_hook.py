@@ -11,7 +11,7 @@ from minirunner.registry import HOOKS
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
 from .hook import Hook
-from .metric_rule import GREATER_KEYS, LESS_KEYS, infer_rule  # noqa: F401 (re-exported)
+from .metric_rule import infer_rule
 
 RULES = ("greater", "less")
 

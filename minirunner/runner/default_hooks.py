@@ -1,0 +1,11 @@
+"""The hooks every Runner registers first, by name (DESIGN.md, "Hooks")."""
+
+# `default_hooks` in a config merges into this by name; a name set to None removes the hook.
+DEFAULT_HOOKS = {
+    "runtime_info": dict(type="RuntimeInfoHook"),
+    "timer": dict(type="IterTimerHook"),
+    "sampler_seed": dict(type="DistSamplerSeedHook"),
+    "logger": dict(type="LoggerHook", interval=10),
+    "param_scheduler": dict(type="ParamSchedulerHook"),
+    "checkpoint": dict(type="CheckpointHook", interval=1),
+}
