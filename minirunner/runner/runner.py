@@ -12,18 +12,26 @@ import warnings
 from typing import Any
 
 import torch
+import torch.distributed as torch_dist
 from torch import nn
 
 from minirunner.config import Config
-from minirunner.dist import broadcast_object, get_rank, get_world_size, init_dist, is_distributed, is_main_process
+from minirunner.dist import (
+    broadcast_object,
+    get_rank,
+    get_world_size,
+    init_dist,
+    is_distributed,
+    is_main_process,
+)
 from minirunner.hooks import Hook, get_priority
 from minirunner.logging import MessageHub, add_log_file, get_logger, set_current_logger
+from minirunner.model.wrappers import wrap_distributed
 from minirunner.registry import (
     EVALUATOR,
     HOOKS,
     LOG_PROCESSORS,
     LOOPS,
-    MODEL_WRAPPERS,
     MODELS,
     RUNNERS,
     VISUALIZERS,
@@ -100,7 +108,8 @@ class Runner(CheckpointMixin):
         self._setup_env()
         randomness = dict(randomness or {})
         self._randomness = randomness
-        self._set_seed(randomness.get("seed"))
+        # Rank 0's seed for every rank, whatever each process's config evaluated to.
+        self._set_seed(broadcast_object(randomness.get("seed")))
 
         self._work_dir = os.path.abspath(work_dir or self._default_work_dir())
         self._timestamp = broadcast_object(time.strftime("%Y%m%d_%H%M%S", time.localtime()))
@@ -109,6 +118,11 @@ class Runner(CheckpointMixin):
         if is_main_process():
             os.makedirs(self._log_dir, exist_ok=True)
         self._logger = self._build_logger(log_level)
+        if is_distributed():
+            self._logger.info(
+                f"distributed: {get_world_size()} processes, backend {torch_dist.get_backend()}; "
+                "rank 0 writes the logs, checkpoints and config dump"
+            )
         self._message_hub = MessageHub(self._experiment_name)
         self._message_hub.make_current()
 
@@ -138,7 +152,8 @@ class Runner(CheckpointMixin):
             model = dict(model)
             model.setdefault("data_preprocessor", data_preprocessor)
         with config_key("model"):
-            self.model = self.wrap_model(self.build_model(model))
+            built = self.build_model(model)
+        self.model = self.wrap_model(built)  # its errors name model_wrapper_cfg, sync_bn
 
         self._hooks: list[Hook] = []
         self._hook_names: dict[int, str] = {}
@@ -200,8 +215,14 @@ class Runner(CheckpointMixin):
 
             multiprocessing.set_start_method(start_method, force=True)
         dist_cfg = dict(env.get("dist_cfg") or {})
-        with config_key("launcher"):
-            init_dist(self._launcher, backend=dist_cfg.get("backend"), timeout=dist_cfg.get("timeout"))
+        for key in dist_cfg:
+            if key not in ("backend", "timeout"):
+                warnings.warn(
+                    f"env_cfg.dist_cfg.{key} is not used (only backend and timeout are).{did_you_mean(key, ['backend', 'timeout'])}",
+                    stacklevel=3,
+                )
+        # init_dist names the keys itself (launcher, env_cfg.dist_cfg.backend, ...).
+        init_dist(self._launcher, backend=dist_cfg.get("backend"), timeout=dist_cfg.get("timeout"))
 
     def _set_seed(self, seed: int | None) -> None:
         self._seed = set_random_seed(
@@ -352,22 +373,25 @@ class Runner(CheckpointMixin):
         return model
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
-        """Wrap the model for distributed training (DDP by default) when under torchrun."""
+        """Compile the model if asked, and wrap it for distributed training under torchrun.
+
+        The wrapper follows ``model_wrapper_cfg``, ``find_unused_parameters`` and
+        ``sync_bn`` (see :func:`~minirunner.model.wrappers.wrap_distributed`); without
+        ``model_wrapper_cfg`` it is the reference's default, ``MiniDistributedDataParallel``
+        without buffer broadcasts.
+        """
         cfg = self.cfg if self.cfg is not None else {}
         if cfg.get("compile"):
             compile_cfg = cfg["compile"] if isinstance(cfg["compile"], dict) else {}
             model = torch.compile(model, **compile_cfg)
         if not is_distributed():
             return model
-        if cfg.get("sync_bn"):
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        wrapper_cfg = dict(cfg.get("model_wrapper_cfg") or dict(type="MiniDistributedDataParallel"))
-        if torch.cuda.is_available():
-            wrapper_cfg.setdefault("device_ids", [torch.cuda.current_device()])
-        if cfg.get("find_unused_parameters") is not None:
-            wrapper_cfg.setdefault("find_unused_parameters", cfg["find_unused_parameters"])
-        with config_key("model_wrapper_cfg"):
-            return MODEL_WRAPPERS.build(wrapper_cfg, default_args=dict(module=model))
+        return wrap_distributed(
+            model,
+            cfg.get("model_wrapper_cfg"),
+            find_unused_parameters=cfg.get("find_unused_parameters"),
+            sync_bn=cfg.get("sync_bn"),
+        )
 
     def build_dataloader(self, dataloader: Any) -> Any:
         """Build a DataLoader from its config (samplers seeded with the run's seed)."""
@@ -544,8 +568,10 @@ class Runner(CheckpointMixin):
     def train(self) -> nn.Module:
         """Train, validating as configured; return the trained model."""
         checkpoint = self._checkpoint_to_resume()
-        if checkpoint is not None and checkpoint["meta"].get("seed") not in (None, self._seed):
-            self.logger.warning(f"using the resumed run's seed {checkpoint['meta']['seed']} (this run drew {self._seed})")
+        # Rank 0 saved the checkpoint: its seed lacks the offset diff_rank_seed adds per rank.
+        own_seed = self._seed - (get_rank() if self._randomness.get("diff_rank_seed") else 0)
+        if checkpoint is not None and checkpoint["meta"].get("seed") not in (None, own_seed):
+            self.logger.warning(f"using the resumed run's seed {checkpoint['meta']['seed']} (this run drew {own_seed})")
             self._set_seed(checkpoint["meta"]["seed"])
         train_loop = self.train_loop
         self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
@@ -591,15 +617,27 @@ class Runner(CheckpointMixin):
             return
         if "base_batch_size" not in cfg:
             raise ConfigError("auto_scale_lr needs base_batch_size (the batch size the lr was tuned for)", key="auto_scale_lr")
-        batch_size = get_world_size() * self.train_dataloader.batch_size
-        ratio = batch_size / cfg["base_batch_size"]
+        loader = self.train_dataloader
+        per_process = loader.batch_size
+        if per_process is None:  # a batch_sampler config sets the size instead
+            per_process = getattr(loader.batch_sampler, "batch_size", None)
+        if per_process is None:
+            raise ConfigError(
+                "auto_scale_lr needs the training batch size, but the dataloader has none "
+                "(its batch sampler has no batch_size attribute); disable auto_scale_lr",
+                key="auto_scale_lr",
+            )
+        ratio = get_world_size() * per_process / cfg["base_batch_size"]
         wrappers = self.optim_wrapper.values() if hasattr(self.optim_wrapper, "values") else [self.optim_wrapper]
+        lrs = []
         for wrapper in wrappers:
             for group in wrapper.param_groups:
                 group["lr"] *= ratio
+                lrs.append(group["lr"])
+        shown = ", ".join(f"{lr:.6g}" for lr in dict.fromkeys(lrs))
         self.logger.info(
-            f"auto_scale_lr: lr scaled by {ratio:g} (world size {get_world_size()} x batch size "
-            f"{self.train_dataloader.batch_size} / base_batch_size {cfg['base_batch_size']})"
+            f"auto_scale_lr: lr scaled by {ratio:g} = world size {get_world_size()} x batch size "
+            f"{per_process} per process / base_batch_size {cfg['base_batch_size']}; lr is now {shown}"
         )
 
 def _accepted_arguments(runner_cls: type) -> list[str]:

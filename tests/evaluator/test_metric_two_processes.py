@@ -43,6 +43,19 @@ _SCRIPT = textwrap.dedent(
     metrics = evaluator.evaluate(size=9)
     assert abs(metrics["accuracy/top1"] - 600 / 9) < 1e-9, metrics
 
+    # Without round-up the ranks hold 5 and 4 samples; the result is the same.
+    loader = build_dataloader(dict(
+        dataset=dataset, sampler=dict(type="DefaultSampler", shuffle=True, seed=3, round_up=False), batch_size=2
+    ))
+    assert len(loader.sampler) == (5 if rank == 0 else 4)
+    for batch in loader:
+        predictions = [
+            dict(pred_label=p, gt_label=g) for p, g in zip(batch["inputs"], batch["data_samples"])
+        ]
+        evaluator.process(predictions, batch)
+    uneven = evaluator.evaluate(size=9)
+    assert uneven == metrics, (uneven, metrics)
+
     # An unseeded sampler draws one seed that every rank shares.
     seed = DefaultSampler(range(4)).seed
     seeds = minirunner.dist.all_gather_object(seed)
@@ -55,6 +68,7 @@ _SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.multiprocess
+@pytest.mark.timeout(240)
 def test_evaluate_over_two_processes_counts_each_sample_once(tmp_path):
     script = tmp_path / "two_rank_eval.py"
     script.write_text(_SCRIPT)
