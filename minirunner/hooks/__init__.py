@@ -8,11 +8,12 @@ from .iter_timer_hook import IterTimerHook
 from .logger_hook import LoggerHook
 from .param_scheduler_hook import ParamSchedulerHook
 from .priority import PRIORITIES, get_priority
+from .progress_bar_hook import ProgressBarHook
 from .runtime_info_hook import RuntimeInfoHook
 from .sampler_seed_hook import DistSamplerSeedHook
 
 __all__ = [
     "EVENTS", "Hook", "PRIORITIES", "get_priority", "CheckpointHook", "DistSamplerSeedHook",
     "EarlyStoppingHook", "EMAHook",
-    "IterTimerHook", "LoggerHook", "ParamSchedulerHook", "RuntimeInfoHook",
+    "IterTimerHook", "LoggerHook", "ParamSchedulerHook", "ProgressBarHook", "RuntimeInfoHook",
 ]

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import shutil
+from typing import Any, Sequence
 
+import torch
+
+from minirunner.dist import is_main_process
+from minirunner.logging.summary import collect_env, format_environment, format_param_groups
 from minirunner.registry import HOOKS
 from minirunner.utils import ConfigError
 
 from .hook import Hook
+
+_NEVER = 2**62
 
 
 @HOOKS.register_module()
 class LoggerHook(Hook):
     """Logs training every ``interval`` iterations and the metrics after each val/test epoch.
 
+    Lines go to the console and the run's log file (through ``runner.logger``); the same
+    scalars go to ``runner.visualizer`` (``vis_data/scalars.json`` by default). At the start
+    of a run it logs the environment (versions, device, world size, seed) and the full
+    config, and when training starts, the optimizer's parameter groups.
+
     Args:
         interval: log every this many training (and val/test) iterations.
         ignore_last: skip the short stretch at the end of an epoch that does not fill an interval.
         interval_exp_name: log the experiment name every this many iterations.
-        out_dir: unused here; kept so reference configs that set it still load.
+        out_dir: when set, copy the run's log files (those ending in ``out_suffix``) to
+            ``<out_dir>/<work_dir name>/<timestamp>/`` when the run ends.
+        out_suffix: which files ``out_dir`` receives.
+        keep_local: keep the local copies after copying them to ``out_dir``.
         log_metric_by_epoch: send val metrics to the backends at the epoch number (else the iteration).
     """
 
@@ -30,46 +46,107 @@ class LoggerHook(Hook):
         ignore_last: bool = True,
         interval_exp_name: int = 1000,
         out_dir: str | None = None,
+        out_suffix: str | Sequence[str] = (".json", ".log", ".py", "yaml"),
+        keep_local: bool = True,
         log_metric_by_epoch: bool = True,
     ) -> None:
-        if not isinstance(interval, int) or interval < 1:
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
             raise ConfigError(f"interval must be a positive int, got {interval!r}", key="interval")
+        if out_dir is not None and not isinstance(out_dir, str):
+            raise ConfigError(f"out_dir must be a folder path or None, got {out_dir!r}", key="out_dir")
         self.interval = interval
         self.ignore_last = ignore_last
         self.interval_exp_name = interval_exp_name
         self.out_dir = out_dir
+        self.out_suffix = (out_suffix,) if isinstance(out_suffix, str) else tuple(out_suffix)
+        self.keep_local = keep_local
         self.log_metric_by_epoch = log_metric_by_epoch
         self._epoch_length = 0
+        self._by_epoch = True
+        # Iterations done, counted here, and the count at which something may be due: between
+        # the two, after_train_iter is one increment and one comparison.
+        self._done = 0
+        self._next = 0
+        self._env_logged = False
 
+    # ------------------------------------------------------------------ start of a run
+    def before_run(self, runner: Any) -> None:
+        if self._env_logged:  # once per runner, not again for a val() or test() after train()
+            return
+        self._env_logged = True
+        runner.logger.info("\n" + format_environment(collect_env(), _runtime_env(runner)))
+        cfg = getattr(runner, "cfg", None)
+        if cfg is not None:
+            runner.logger.info("Config:\n" + cfg.pretty_text.rstrip("\n"), extra={"syntax": "python"})
+            add_config = getattr(runner.visualizer, "add_config", None)
+            if add_config is not None:
+                add_config(cfg)
+
+    def before_train(self, runner: Any) -> None:
+        if runner.optim_wrapper is not None and not isinstance(runner.optim_wrapper, dict):
+            table = format_param_groups(runner.model, runner.optim_wrapper)
+            runner.logger.info("Parameter groups:\n" + table)
+
+    # ------------------------------------------------------------------ training
     def before_train_epoch(self, runner: Any) -> None:
+        self._by_epoch = runner.log_processor.by_epoch
         # Read once per epoch: len() of a DataLoader goes through its sampler each time.
-        self._epoch_length = len(runner.train_dataloader) if runner.log_processor.by_epoch else 0
+        self._epoch_length = len(runner.train_dataloader) if self._by_epoch else 0
+        # Check on the epoch's first iteration; that check plans the next one.
+        self._done = runner.iter
+        self._next = runner.iter + 1
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
-        if self.every_n_train_iters(runner, self.interval_exp_name):
+        self._done += 1
+        if self._done < self._next:
+            return
+        self._train_event(runner, batch_idx)
+
+    def _train_event(self, runner: Any, batch_idx: int) -> None:
+        """The full check, on the iterations :meth:`_plan` said something may be due."""
+        done = self._done = runner.iter + 1
+        inner = batch_idx + 1
+        if self.interval_exp_name > 0 and done % self.interval_exp_name == 0:
             runner.logger.info(f"Exp name: {runner.experiment_name}")
-        if runner.log_processor.by_epoch:
+        if self._by_epoch:
             length = self._epoch_length
-            at_interval = (batch_idx + 1) % self.interval == 0 or (
-                batch_idx + 1 == length and (not self.ignore_last or length <= self.interval)
+            at_interval = inner % self.interval == 0 or (
+                inner == length and (not self.ignore_last or length <= self.interval)
             )
         else:
-            at_interval = self.every_n_train_iters(runner, self.interval) or (
-                not self.ignore_last and self.is_last_train_iter(runner)
-            )
-        if not at_interval:
-            return
-        tag, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
-        runner.logger.info(line)
-        runner.visualizer.add_scalars(tag, step=runner.iter + 1)
+            at_interval = done % self.interval == 0 or (not self.ignore_last and done == runner.max_iters)
+        if at_interval:
+            tag, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
+            runner.logger.info(line)
+            runner.visualizer.add_scalars(tag, step=done)
+        self._next = self._plan(runner, done, inner)
 
+    def _plan(self, runner: Any, done: int, inner: int) -> int:
+        """The next iteration count (``runner.iter + 1``) at which a line may be due."""
+        due = []
+        if self.interval_exp_name > 0:
+            due.append((done // self.interval_exp_name + 1) * self.interval_exp_name)
+        if self._by_epoch:
+            length = self._epoch_length
+            # The next multiple of the interval (past the epoch's end it is a harmless early
+            # check: before_train_epoch plans again anyway).
+            due.append(done + (inner // self.interval + 1) * self.interval - inner)
+            if length and inner < length and (not self.ignore_last or length <= self.interval):
+                due.append(done + length - inner)
+        else:
+            due.append((done // self.interval + 1) * self.interval)
+            if not self.ignore_last and done < runner.max_iters:
+                due.append(runner.max_iters)
+        return min(due) if due else _NEVER
+
+    # ------------------------------------------------------------------ validation and test
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        if self.every_n_inner_iters(batch_idx, self.interval):
+        if (batch_idx + 1) % self.interval == 0:
             _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "val")
             runner.logger.info(line)
 
     def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        if self.every_n_inner_iters(batch_idx, self.interval):
+        if (batch_idx + 1) % self.interval == 0:
             _, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "test")
             runner.logger.info(line)
 
@@ -82,3 +159,50 @@ class LoggerHook(Hook):
     def after_test_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         _, line = runner.log_processor.get_log_after_epoch(runner, len(runner.test_dataloader), "test")
         runner.logger.info(line)
+
+    # ------------------------------------------------------------------ end of a run
+    def after_run(self, runner: Any) -> None:
+        # Backends that buffer (TensorBoard) write everything out now; they reopen if used again.
+        close = getattr(runner.visualizer, "close", None)
+        if close is not None:
+            close()
+        if self.out_dir is not None and is_main_process():
+            self._copy_logs(runner)
+
+    def _copy_logs(self, runner: Any) -> None:
+        target_root = os.path.join(
+            self.out_dir, os.path.basename(os.path.normpath(runner.work_dir)), os.path.basename(runner.log_dir)
+        )
+        for folder, _, files in os.walk(runner.log_dir):
+            for name in files:
+                if not name.endswith(self.out_suffix):
+                    continue
+                source = os.path.join(folder, name)
+                target = os.path.join(target_root, os.path.relpath(source, runner.log_dir))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy2(source, target)
+                if not self.keep_local:
+                    os.remove(source)
+        runner.logger.info(f"logs copied to {target_root}")
+
+
+def _runtime_env(runner: Any) -> dict[str, Any]:
+    """What this run runs on and with: device, processes, seed, determinism, folders."""
+    device = "cpu"
+    for parameter in runner.model.parameters():
+        device = str(parameter.device)
+        break
+    if device.startswith("cuda"):
+        device += f" ({torch.cuda.get_device_name(parameter.device)})"
+    return {
+        "device": device,
+        "launcher": runner.launcher,
+        "distributed": runner.distributed,
+        "world size": runner.world_size,
+        "seed": runner.seed,
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "experiment": runner.experiment_name,
+        "work_dir": runner.work_dir,
+        "log_dir": runner.log_dir,
+    }

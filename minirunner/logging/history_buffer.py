@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -13,6 +13,11 @@ class HistoryBuffer:
     Values may be tensors: they are stored as given and turned into floats only when a
     statistic is read, so that logging a loss every iteration does not wait for the GPU.
 
+    ``count`` says how many samples a value stands for. As in the reference engine, a mean
+    divides the sum of the values in the window by the sum of their counts, so a value
+    logged with ``count=n`` is read as the total of ``n`` samples; with the default
+    ``count=1`` this is the plain mean.
+
     Example:
         >>> buffer = HistoryBuffer()
         >>> for value in (1.0, 2.0, 6.0):
@@ -20,6 +25,9 @@ class HistoryBuffer:
         >>> buffer.mean(2), buffer.current(), buffer.min(), buffer.max()
         (4.0, 6.0, 1.0, 6.0)
     """
+
+    # Statistics callable through :meth:`statistics` by name; see :meth:`register_statistics`.
+    _statistics_methods: dict[str, Callable[..., Any]] = {}
 
     def __init__(self, max_length: int = 1_000_000) -> None:
         self.max_length = max_length
@@ -29,7 +37,7 @@ class HistoryBuffer:
         self._pending: list[torch.Tensor] = []  # tensors not yet converted, oldest first
 
     def update(self, value: Any, count: int = 1) -> None:
-        """Append ``value``; ``count`` is how many samples it averages (used by weighted means)."""
+        """Append ``value`` (a number or a tensor); ``count``: how many samples it stands for."""
         if isinstance(value, torch.Tensor):
             self._pending.append(value.detach() if value.requires_grad else value)
         else:
@@ -66,9 +74,10 @@ class HistoryBuffer:
         return values if window is None else values[-window:]
 
     def mean(self, window: int | None = None) -> float:
-        """The mean of the last ``window`` values (all of them when None)."""
+        """Sum of the last ``window`` values over the sum of their counts (all when None)."""
         values = self._window(window)
-        return sum(values) / len(values)
+        counts = self._counts if window is None else self._counts[-window:]
+        return sum(values) / sum(counts)
 
     def current(self) -> float:
         """The newest value."""
@@ -82,13 +91,37 @@ class HistoryBuffer:
         """The largest of the last ``window`` values."""
         return max(self._window(window))
 
-    def statistics(self, method: str, window: int | None = None) -> float:
-        """Call a statistic by name: 'mean', 'current', 'min' or 'max'."""
-        if method == "current":
+    @classmethod
+    def register_statistics(cls, method: Callable[..., Any]) -> Callable[..., Any]:
+        """Make ``method(buffer, window_size)`` callable as ``statistics(method.__name__, ...)``.
+
+        Example:
+            >>> @HistoryBuffer.register_statistics
+            ... def spread(buffer, window_size=None):
+            ...     return buffer.max(window_size) - buffer.min(window_size)
+        """
+        name = method.__name__
+        if name in ("mean", "min", "max", "current") or name in cls._statistics_methods:
+            raise ValueError(f"a statistic named {name!r} is already registered")
+        cls._statistics_methods[name] = method
+        return method
+
+    def statistics(self, method_name: str, *args: Any, **kwargs: Any) -> float:
+        """Call a statistic by name: 'mean', 'current', 'min', 'max' or a registered one.
+
+        ``window_size`` (the reference's keyword) or ``window`` selects the window;
+        ``current`` ignores it.
+        """
+        window = kwargs.pop("window_size", kwargs.pop("window", args[0] if args else None))
+        if method_name == "current":
             return self.current()
-        if method not in ("mean", "min", "max"):
-            raise ValueError(f"unknown statistic {method!r}; use 'mean', 'current', 'min' or 'max'")
-        return getattr(self, method)(window)
+        if method_name in ("mean", "min", "max"):
+            return getattr(self, method_name)(window)
+        method = self._statistics_methods.get(method_name)
+        if method is None:
+            known = ["mean", "min", "max", "current", *self._statistics_methods]
+            raise ValueError(f"unknown statistic {method_name!r}; use one of {known}")
+        return method(self, window)
 
     def state_dict(self) -> dict:
         """Plain lists of floats and ints, loadable with ``torch.load(weights_only=True)``."""

@@ -1,8 +1,11 @@
 """The ``minirunner`` logger and :func:`print_log`.
 
 Console lines look like ``11/21 19:29:12 - minirunner - INFO - message``. On a terminal the
-level name is coloured with rich; elsewhere (CI, pipes, files) lines are plain text. Ranks
-other than 0 print warnings and errors only, so a job on 8 processes does not print 8 copies.
+level name is coloured with rich (and a message logged with ``extra={'syntax': 'python'}``
+has its body highlighted); elsewhere (CI, pipes, files) lines are plain text. Ranks other
+than 0 print warnings and errors only, so a job on 8 processes does not print 8 copies.
+While a progress bar from :mod:`minirunner.logging.progress` is open, lines are printed
+above it rather than through it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import sys
 from typing import Any
 
 from minirunner.dist import get_rank
+
+from . import progress
 
 LOGGER_NAME = "minirunner"
 _DATE_FORMAT = "%m/%d %H:%M:%S"
@@ -44,13 +49,20 @@ class _ConsoleHandler(logging.Handler):
             if get_rank() != 0 and record.levelno < logging.WARNING:
                 return
             stream = self.stream
-            if getattr(stream, "isatty", lambda: False)():
-                self._emit_rich(record, stream)
+            if progress._open_bars:
+                with progress.external_write(stream):
+                    self._write(record, stream)
             else:
-                stream.write(self.format(record) + "\n")
-                stream.flush()
+                self._write(record, stream)
         except Exception:
             self.handleError(record)
+
+    def _write(self, record: logging.LogRecord, stream: Any) -> None:
+        if getattr(stream, "isatty", lambda: False)():
+            self._emit_rich(record, stream)
+        else:
+            stream.write(self.format(record) + "\n")
+            stream.flush()
 
     def _emit_rich(self, record: logging.LogRecord, stream: Any) -> None:
         from rich.console import Console
@@ -60,6 +72,10 @@ class _ConsoleHandler(logging.Handler):
             self._console = Console(file=stream, soft_wrap=True, highlight=False)
         time = self.formatter.formatTime(record, _DATE_FORMAT) if self.formatter else ""
         message = record.getMessage()
+        body = ""
+        syntax = getattr(record, "syntax", None)
+        if syntax and "\n" in message:
+            message, body = message.split("\n", 1)
         if record.exc_info and self.formatter:
             message += "\n" + self.formatter.formatException(record.exc_info)
         line = Text.assemble(
@@ -68,6 +84,12 @@ class _ConsoleHandler(logging.Handler):
             f" - {message}",
         )
         self._console.print(line, markup=False, emoji=False)
+        if body:
+            from rich.syntax import Syntax
+
+            # ansi_dark uses the terminal's own palette, so it reads on light and dark themes.
+            highlighted = Syntax(body, syntax, theme="ansi_dark", background_color="default", word_wrap=True)
+            self._console.print(highlighted)
 
 
 def get_logger(name: str = LOGGER_NAME, log_level: int | str | None = None) -> logging.Logger:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import weakref
 from typing import Any
 
 from .history_buffer import HistoryBuffer
@@ -23,11 +24,15 @@ class MessageHub:
     """
 
     _current: "MessageHub | None" = None
+    # Weak, so the hubs of finished runners can be freed.
+    _instances: "weakref.WeakValueDictionary[str, MessageHub]" = weakref.WeakValueDictionary()
 
     def __init__(self, name: str = "minirunner") -> None:
         self.name = name
         self._log_scalars: dict[str, HistoryBuffer] = {}
         self._runtime_info: dict[str, Any] = {}
+        self._not_resumed: set[str] = set()  # keys updated with resumed=False
+        MessageHub._instances[name] = self
 
     # ------------------------------------------------------------------ current instance
     @classmethod
@@ -37,25 +42,40 @@ class MessageHub:
             cls._current = MessageHub()
         return cls._current
 
+    @classmethod
+    def get_instance(cls, name: str) -> "MessageHub":
+        """The hub called ``name``, made (and made current) if there is none yet."""
+        hub = cls._instances.get(name)
+        if hub is None:
+            hub = MessageHub(name)
+        hub.make_current()
+        return hub
+
     def make_current(self) -> None:
         """Make this hub the one :meth:`get_current_instance` returns."""
         MessageHub._current = self
 
     # ------------------------------------------------------------------ scalars
-    def update_scalar(self, key: str, value: Any, count: int = 1) -> None:
-        """Append ``value`` (a number or a tensor, converted only when read) to ``key``'s history."""
+    def update_scalar(self, key: str, value: Any, count: int = 1, resumed: bool = True) -> None:
+        """Append ``value`` (a number or a tensor, converted only when read) to ``key``'s history.
+
+        ``resumed=False`` leaves the key out of :meth:`state_dict`, so a resumed run starts
+        its history afresh.
+        """
         buffer = self._log_scalars.get(key)
         if buffer is None:
             buffer = self._log_scalars[key] = HistoryBuffer()
         buffer.update(value, count)
+        if not resumed:
+            self._not_resumed.add(key)
 
-    def update_scalars(self, values: dict[str, Any]) -> None:
+    def update_scalars(self, values: dict[str, Any], resumed: bool = True) -> None:
         """:meth:`update_scalar` for each item; a value may be ``dict(value=..., count=...)``."""
         for key, value in values.items():
             if isinstance(value, dict):
-                self.update_scalar(key, value["value"], value.get("count", 1))
+                self.update_scalar(key, value["value"], value.get("count", 1), resumed)
             else:
-                self.update_scalar(key, value)
+                self.update_scalar(key, value, 1, resumed)
 
     def get_scalar(self, key: str) -> HistoryBuffer:
         """The history of ``key``; a KeyError lists the keys that exist."""
@@ -69,13 +89,18 @@ class MessageHub:
         return self._log_scalars
 
     # ------------------------------------------------------------------ runtime info
-    def update_info(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key``, replacing the previous one."""
+    def update_info(self, key: str, value: Any, resumed: bool = True) -> None:
+        """Store ``value`` under ``key``, replacing the previous one (see :meth:`update_scalar`
+        for ``resumed``)."""
         self._runtime_info[key] = value
+        if not resumed:
+            self._not_resumed.add(key)
 
-    def update_info_dict(self, values: dict[str, Any]) -> None:
+    def update_info_dict(self, values: dict[str, Any], resumed: bool = True) -> None:
         """:meth:`update_info` for each item."""
         self._runtime_info.update(values)
+        if not resumed:
+            self._not_resumed.update(values)
 
     def get_info(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
@@ -88,10 +113,19 @@ class MessageHub:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        """Scalars and the runtime values that are plain Python types (safe for weights_only)."""
+        """Scalars and the runtime values that are plain Python types (safe for weights_only).
+
+        Keys updated with ``resumed=False`` and runtime values of other types (modules,
+        tensors) are left out.
+        """
+        skip = self._not_resumed
         return {
-            "log_scalars": {key: buffer.state_dict() for key, buffer in self._log_scalars.items()},
-            "runtime_info": {k: copy.deepcopy(v) for k, v in self._runtime_info.items() if _is_plain(v)},
+            "log_scalars": {
+                key: buffer.state_dict() for key, buffer in self._log_scalars.items() if key not in skip
+            },
+            "runtime_info": {
+                k: copy.deepcopy(v) for k, v in self._runtime_info.items() if k not in skip and _is_plain(v)
+            },
         }
 
     def load_state_dict(self, state: dict) -> None:

@@ -11,23 +11,36 @@ import torch
 from minirunner.registry import LOG_PROCESSORS
 from minirunner.utils import ConfigError
 
-# Keys printed right after the learning rates, in this order; other keys follow as logged.
-_FIRST_KEYS = ("time", "data_time", "memory", "grad_norm")
+_METHODS = ("mean", "min", "max", "current")
 
 
 @LOG_PROCESSORS.register_module()
 class LogProcessor:
     """Formats train, val and test log lines from the runner's message hub.
 
+    A training line (by epoch, then by iteration) looks like::
+
+        Epoch(train)  [1][ 50/113]  lr: 1.0000e-02  eta: 0:00:12  time: 0.0213  data_time: 0.0011  grad_norm: 1.2345  loss: 0.4567
+        Iter(train) [  50/1000]  lr: 1.0000e-02  eta: 0:00:12  time: 0.0213  data_time: 0.0011  loss: 0.4567
+
+    Every learning rate in the hub is shown (``gen.lr`` and ``disc.lr`` with several
+    optimizers, ``base_lr`` with several param groups); ``memory`` (peak MB since the
+    previous line) follows ``data_time`` when CUDA is in use. A validation summary looks like
+    ``Epoch(val) [1][10/10]  accuracy/top1: 97.2222  data_time: 0.0011  time: 0.0098``.
+
     Args:
         window_size: how many recent values smoothed keys average over: an int, 'epoch'
-            (the current epoch's values) or 'global' (every value).
+            (the values of the current epoch so far) or 'global' (every value).
         by_epoch: ``Epoch(train) [e][i/n]`` lines when True, ``Iter(train) [i/N]`` otherwise.
-        custom_cfg: extra statistics, e.g. ``[dict(data_src='loss', method='max',
-            window_size='global', log_name='loss_max')]``.
+        custom_cfg: extra or replaced statistics, as in the reference engine: each item is
+            ``dict(data_src='loss', method_name='max', window_size='global', log_name='loss_max')``.
+            ``method_name`` is 'mean', 'min', 'max' or 'current' (``method`` is accepted too);
+            without ``window_size`` the statistic covers every value; without ``log_name``
+            the statistic replaces ``data_src`` itself (once per key).
         num_digits: digits after the point.
-        log_with_hierarchy: keep the ``train/`` prefix in the scalar names sent to backends.
-        mean_pattern: keys matching it are smoothed over the window; others show their
+        log_with_hierarchy: keep the ``train/`` (``val/``) prefix in the scalar names sent to
+            the visualizer; the log line keeps short names.
+        mean_pattern: keys matching it are smoothed over the window; the others show their
             latest value.
     """
 
@@ -47,49 +60,86 @@ class LogProcessor:
         self.log_with_hierarchy = log_with_hierarchy
         self.mean_pattern = re.compile(mean_pattern)
         self._check()
+        # Running total of train/time for the ETA, extended at each log line (not re-summed).
+        self._time_buffer: Any = None
+        self._time_seen = 0
+        self._time_sum = 0.0
+        self._time_count = 0
 
     def _check(self) -> None:
-        _check_window(self.window_size, "log_processor.window_size")
+        # Keys are relative: the runner builds this under config_key('log_processor').
+        _check_window(self.window_size, "window_size", self.by_epoch)
+        names: set[str] = set()
         for index, item in enumerate(self.custom_cfg):
-            key = f"log_processor.custom_cfg.{index}"
-            if "data_src" not in item or "method" not in item:
-                raise ConfigError(f"each custom_cfg item needs 'data_src' and 'method', got {item}", key=key)
-            if item["method"] not in ("mean", "min", "max", "current"):
+            key = f"custom_cfg.{index}"
+            if "method" in item and "method_name" not in item:
+                item["method_name"] = item.pop("method")
+            if "data_src" not in item or "method_name" not in item:
                 raise ConfigError(
-                    f"method {item['method']!r} is unknown; use 'mean', 'min', 'max' or 'current'", key=key
+                    f"each custom_cfg item needs 'data_src' and 'method_name', got {item}", key=key
                 )
-            _check_window(item.get("window_size", self.window_size), f"{key}.window_size")
+            if item["method_name"] not in _METHODS:
+                raise ConfigError(
+                    f"method_name {item['method_name']!r} is unknown; use 'mean', 'min', 'max' or 'current'",
+                    key=f"{key}.method_name",
+                )
+            if item.get("window_size") is not None:
+                _check_window(item["window_size"], f"{key}.window_size", self.by_epoch)
+            name = item.get("log_name", item["data_src"])
+            if name in names:
+                raise ConfigError(
+                    f"two custom_cfg items write '{name}'; give each statistic of the same data_src "
+                    "its own log_name (an item without log_name replaces data_src itself, once)",
+                    key=key,
+                )
+            names.add(name)
 
     # ------------------------------------------------------------------ public
     def get_log_after_iter(self, runner: Any, batch_idx: int, mode: str) -> tuple[dict, str]:
-        """The scalars (short names) and the log line after iteration ``batch_idx`` of ``mode``."""
+        """The scalars to send to the visualizer and the log line, after iteration ``batch_idx``.
+
+        ``batch_idx`` is the index within the current epoch (the global iteration for
+        iteration-based training). The scalars have short names (``loss``, ``lr``) unless
+        ``log_with_hierarchy``; the ETA is in the line only.
+        """
         values = self._collect(runner, mode, batch_idx + 1)
         loader_length = _dataloader_length(runner, mode)
-        digits = len(str(loader_length)) if loader_length else 1
         if mode == "train" and not self.by_epoch:
             width = len(str(runner.max_iters))
             prefix = f"Iter(train) [{runner.iter + 1:>{width}}/{runner.max_iters}]"
         elif mode == "train":
-            prefix = f"Epoch(train)  [{runner.epoch + 1}][{batch_idx + 1:>{digits}}/{loader_length}]"
+            digits = len(str(loader_length))
+            # Right-aligned so the columns line up from epoch 1 to max_epochs.
+            epoch = f"[{runner.epoch + 1}]".rjust(len(str(runner.max_epochs)) + 4)
+            prefix = f"Epoch(train){epoch}[{batch_idx + 1:>{digits}}/{loader_length}]"
         else:
-            prefix = self._eval_prefix(runner, mode, f"{batch_idx + 1:>{digits}}/{loader_length}")
+            prefix = self._eval_prefix(runner, mode, f"{batch_idx + 1:>{len(str(loader_length))}}/{loader_length}")
+        memory = _max_memory_mb()
+        if memory is not None:
+            values["memory"] = memory
         parts = []
-        lrs = {k: v for k, v in values.items() if k.endswith("lr")}
-        for key, value in lrs.items():
-            parts.append(f"{key}: {value:.{self.num_digits}e}")
-        if mode == "train" and "time" in values:
-            parts.append(f"eta: {self._eta(runner, values['time'])}")
-        if mode == "train" and torch.cuda.is_available() and torch.cuda.is_initialized():
-            values["memory"] = torch.cuda.max_memory_allocated() // (1024 * 1024)
-        ordered = [k for k in _FIRST_KEYS if k in values] + [
-            k for k in values if k not in _FIRST_KEYS and k not in lrs
-        ]
-        for key in ordered:
+        lrs = [k for k in values if k.endswith("lr")]
+        for key in lrs:
+            parts.append(f"{key}: {values[key]:.{self.num_digits}e}")
+        if "time" in values:
+            if mode == "train":
+                parts.append(f"eta: {self._train_eta(runner)}")
+            elif loader_length:
+                seconds = values["time"] * max(loader_length - batch_idx - 1, 0)
+                parts.append(f"eta: {datetime.timedelta(seconds=int(seconds))}")
+        first = [k for k in ("time", "data_time", "memory") if k in values]
+        norms = [k for k in values if k.endswith("grad_norm")]
+        rest = [k for k in values if k not in lrs and k not in first and k not in norms]
+        for key in first + norms + rest:
             parts.append(self._format(key, values[key]))
         return self._tag(values, mode), "  ".join([prefix] + parts)
 
     def get_log_after_epoch(self, runner: Any, batch_idx: int, mode: str) -> tuple[dict, str]:
-        """The metrics and the log line at the end of a val or test epoch."""
+        """The metrics and the log line at the end of a val or test epoch.
+
+        ``batch_idx`` is the number of iterations of the epoch (the window of the ``time``
+        and ``data_time`` means). The returned scalars are the metrics only.
+        """
         hub = runner.message_hub
         values: dict[str, float] = {}
         for key, buffer in hub.log_scalars.items():
@@ -97,9 +147,10 @@ class LogProcessor:
                 continue
             name = key[len(mode) + 1 :]
             if name in ("time", "data_time"):
-                values[name] = buffer.mean(batch_idx)
+                values[name] = buffer.mean(max(batch_idx, 1))
             else:
                 values[name] = buffer.current()
+        self._apply_custom(hub, mode, batch_idx, values)
         loader_length = _dataloader_length(runner, mode)
         prefix = self._eval_prefix(runner, mode, f"{loader_length}/{loader_length}")
         metric_keys = [k for k in values if k not in ("time", "data_time")]
@@ -118,35 +169,51 @@ class LogProcessor:
 
     def _collect(self, runner: Any, mode: str, inner_count: int) -> dict[str, float]:
         values = {}
-        for key, buffer in runner.message_hub.log_scalars.items():
+        hub = runner.message_hub
+        window = self._window(self.window_size, inner_count)
+        for key, buffer in hub.log_scalars.items():
             if not key.startswith(f"{mode}/"):
                 continue
             name = key[len(mode) + 1 :]
             if self.mean_pattern.match(name):
-                values[name] = buffer.mean(self._window(self.window_size, inner_count))
+                values[name] = buffer.mean(window)
             elif mode == "train":
                 values[name] = buffer.current()
             # Other val/test scalars are the previous evaluation's metrics: stale mid-epoch.
-        for item in self.custom_cfg:
-            source = f"{mode}/{item['data_src']}"
-            if source not in runner.message_hub.log_scalars:
-                continue
-            buffer = runner.message_hub.get_scalar(source)
-            window = self._window(item.get("window_size", self.window_size), inner_count)
-            name = item.get("log_name", f"{item['data_src']}_{item['method']}")
-            values[name] = buffer.statistics(item["method"], window)
+        self._apply_custom(hub, mode, inner_count, values)
         return values
+
+    def _apply_custom(self, hub: Any, mode: str, inner_count: int, values: dict[str, float]) -> None:
+        for item in self.custom_cfg:
+            buffer = hub.log_scalars.get(f"{mode}/{item['data_src']}")
+            if buffer is None:
+                continue
+            window = item.get("window_size")
+            window = None if window is None else self._window(window, inner_count)
+            values[item.get("log_name", item["data_src"])] = buffer.statistics(item["method_name"], window)
 
     def _window(self, window_size: int | str, inner_count: int) -> int | None:
         if window_size == "epoch":
-            return inner_count
+            return max(inner_count, 1)
         if window_size == "global":
             return None
         return int(window_size)
 
-    def _eta(self, runner: Any, time_per_iter: float) -> str:
-        remaining = max(runner.max_iters - runner.iter - 1, 0)
-        return str(datetime.timedelta(seconds=int(time_per_iter * remaining)))
+    def _train_eta(self, runner: Any) -> str:
+        """Remaining iterations times the mean iteration time so far (the timer's ``eta`` info
+        when it provides one)."""
+        eta = runner.message_hub.get_info("eta")
+        if eta is None:
+            buffer = runner.message_hub.log_scalars.get("train/time")
+            values = buffer.data[0] if buffer is not None else []
+            if buffer is not self._time_buffer or len(values) < self._time_seen:
+                # A new hub, or the buffer dropped its oldest values: start the total again.
+                self._time_buffer, self._time_seen, self._time_sum = buffer, 0, 0.0
+            self._time_sum += sum(values[self._time_seen :])
+            self._time_seen = len(values)
+            mean = self._time_sum / self._time_seen if self._time_seen else 0.0
+            eta = mean * max(runner.max_iters - runner.iter - 1, 0)
+        return str(datetime.timedelta(seconds=int(eta)))
 
     def _format(self, key: str, value: Any) -> str:
         if isinstance(value, float):
@@ -157,7 +224,13 @@ class LogProcessor:
         return {(f"{mode}/{k}" if self.log_with_hierarchy else k): v for k, v in values.items()}
 
 
-def _check_window(window: Any, key: str) -> None:
+def _check_window(window: Any, key: str, by_epoch: bool) -> None:
+    if window == "epoch" and not by_epoch:
+        raise ConfigError(
+            "window_size 'epoch' needs by_epoch=True (an iteration-based run has no epochs); "
+            "use 'global' or a number of iterations",
+            key=key,
+        )
     if window in ("epoch", "global") or (isinstance(window, int) and not isinstance(window, bool) and window > 0):
         return
     raise ConfigError(f"window_size must be a positive int, 'epoch' or 'global', got {window!r}", key=key)
@@ -169,3 +242,13 @@ def _dataloader_length(runner: Any, mode: str) -> int:
         return len(loader)
     except TypeError:
         return 0
+
+
+def _max_memory_mb() -> int | None:
+    """Peak CUDA memory in MB since the previous call, or None when CUDA is not in use."""
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return None
+    memory = torch.cuda.max_memory_allocated() // (1024 * 1024)
+    # As the reference: each line shows the peak of its own stretch of iterations.
+    torch.cuda.reset_peak_memory_stats()
+    return int(memory)

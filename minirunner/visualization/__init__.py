@@ -1,6 +1,6 @@
-"""Where scalars go besides the log: a local JSON-lines file by default."""
+"""Where scalars go besides the log: a local JSON-lines file by default, TensorBoard on request."""
 
-from .vis_backend import LocalVisBackend
+from .vis_backend import LocalVisBackend, TensorboardVisBackend
 from .visualizer import Visualizer
 
-__all__ = ["LocalVisBackend", "Visualizer"]
+__all__ = ["LocalVisBackend", "TensorboardVisBackend", "Visualizer"]

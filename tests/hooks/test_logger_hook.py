@@ -143,3 +143,128 @@ def test_val_iteration_lines_do_not_repeat_the_previous_metrics(tmp_path):
     assert len(val_lines) == 6  # per validation: after val iterations 2 and 4, then the summary
     for index, line in enumerate(val_lines):
         assert ("accuracy/top1" in line) == (index % 3 == 2), line
+
+
+# ---------------------------------------------------------------------- between intervals
+class _Recorder:
+    """Stands in for the log processor, logger and visualizer of a fake runner."""
+
+    def __init__(self, by_epoch: bool) -> None:
+        self.by_epoch = by_epoch
+        self.logged: list[int] = []  # runner.iter + 1 of each train line
+        self.exp_names: list[int] = []
+        self.runner = None
+
+    def get_log_after_iter(self, runner, batch_idx, mode):
+        self.logged.append(runner.iter + 1)
+        return {"loss": 1.0}, "line"
+
+    def info(self, message):
+        if message.startswith("Exp name"):
+            self.exp_names.append(self.runner.iter + 1)
+
+    def add_scalars(self, tag, step):
+        assert step == self.runner.iter + 1
+
+
+def _fake_runner(by_epoch: bool, length: int, max_iters: int):
+    from types import SimpleNamespace
+
+    recorder = _Recorder(by_epoch)
+    runner = SimpleNamespace(log_processor=recorder, logger=recorder, visualizer=recorder, iter=0, epoch=0,
+                             max_iters=max_iters, train_dataloader=range(length), experiment_name="exp")
+    recorder.runner = runner
+    return runner, recorder
+
+
+@pytest.mark.parametrize("by_epoch", [True, False])
+def test_lines_on_exactly_the_iterations_the_rule_names(by_epoch):
+    # The hook checks only on planned iterations; the plan must never miss one. Compare with
+    # the rule applied to every iteration, over many settings and a mid-epoch start (resume).
+    import itertools
+
+    for interval, ignore_last, length, exp_every, start in itertools.product(
+        (1, 2, 3, 7, 20), (True, False), (5, 6, 13), (4, 1000), (0, 8)
+    ):
+        epochs = 3
+        max_iters = epochs * length
+        hook = LoggerHook(interval=interval, ignore_last=ignore_last, interval_exp_name=exp_every)
+        runner, recorder = _fake_runner(by_epoch, length, max_iters)
+        expected_lines, expected_names = [], []
+        if by_epoch:
+            for epoch in range(start // length, epochs):
+                runner.epoch = epoch
+                runner.iter = max(epoch * length, start)
+                hook.before_train_epoch(runner)
+                for batch_idx in range(runner.iter - epoch * length, length):
+                    runner.iter = epoch * length + batch_idx
+                    hook.after_train_iter(runner, batch_idx)
+                    inner = batch_idx + 1
+                    if inner % interval == 0 or (inner == length and (not ignore_last or length <= interval)):
+                        expected_lines.append(runner.iter + 1)
+                    if (runner.iter + 1) % exp_every == 0:
+                        expected_names.append(runner.iter + 1)
+        else:
+            runner.iter = start
+            hook.before_train_epoch(runner)
+            for iteration in range(start, max_iters):
+                runner.iter = iteration
+                hook.after_train_iter(runner, iteration)
+                done = iteration + 1
+                if done % interval == 0 or (not ignore_last and done == max_iters):
+                    expected_lines.append(done)
+                if done % exp_every == 0:
+                    expected_names.append(done)
+        settings = (interval, ignore_last, length, exp_every, start)
+        assert recorder.logged == expected_lines, settings
+        assert recorder.exp_names == expected_names, settings
+
+
+# ---------------------------------------------------------------------- start and end of a run
+def test_environment_config_and_param_groups_are_logged_once(tmp_path):
+    import minirunner
+    import torch
+
+    from minirunner.config import Config
+
+    runner = Runner.from_cfg(Config(_cfg(tmp_path, dict(interval=5), train_cfg=dict(by_epoch=True, max_epochs=1))))
+    lines = _run(runner) + _run(runner, "test")
+    env = [line for line in lines if "System environment:" in line]
+    assert len(env) == 1  # not again for test() after train()
+    for expected in (f"PyTorch: {torch.__version__}", f"minirunner: {minirunner.__version__}",
+                     "Runtime environment:", "device: cpu", "world size: 1", "seed: 0", "launcher: none"):
+        assert expected in env[0]
+    (config,) = [line for line in lines if line.startswith("Config:\n")]
+    assert config == "Config:\n" + runner.cfg.pretty_text.rstrip("\n")
+    (groups,) = [line for line in lines if line.startswith("Parameter groups:\n")]
+    assert "SGD" in groups and "lr" in groups and "net." in groups
+    # Order: environment, config, then the table when training starts, then training lines.
+    order = [lines.index(env[0]), lines.index(config), lines.index(groups),
+             next(i for i, line in enumerate(lines) if line.startswith("Epoch(train)"))]
+    assert order == sorted(order)
+
+
+def test_after_run_closes_the_visualizer(tmp_path):
+    runner = Runner(**_cfg(tmp_path, dict(interval=5), train_cfg=dict(by_epoch=True, max_epochs=1)))
+    closed = []
+    runner.visualizer.close = lambda: closed.append(True)
+    runner.train()
+    assert closed == [True]
+
+
+def test_out_dir_receives_a_copy_of_the_logs(tmp_path):
+    import os
+
+    out = tmp_path / "remote"
+    runner = Runner(**_cfg(tmp_path / "work", dict(interval=5, out_dir=str(out)),
+                           train_cfg=dict(by_epoch=True, max_epochs=1)))
+    runner.train()
+    target = out / "work" / runner.timestamp
+    assert (target / f"{runner.timestamp}.log").is_file()
+    copied = (target / "vis_data" / "scalars.json").read_text(encoding="utf-8")
+    assert copied == open(os.path.join(runner.log_dir, "vis_data", "scalars.json"), encoding="utf-8").read()
+
+
+def test_bad_out_dir():
+    with pytest.raises(ConfigError, match="out_dir"):
+        LoggerHook(out_dir=3)

@@ -1,0 +1,151 @@
+"""tools/analyze_logs.py: cal_train_time numbers, plot_curve images and its errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = importlib.util.spec_from_file_location("analyze_logs_tool", REPO / "tools" / "analyze_logs.py")
+analyze_logs = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(analyze_logs)
+
+# Four training records and two validation records, as LoggerHook writes them.
+RECORDS = [
+    {"step": 10, "lr": 0.01, "data_time": 0.002, "loss": 2.0, "time": 0.50},
+    {"step": 20, "lr": 0.02, "data_time": 0.001, "loss": 1.5, "time": 0.10},
+    {"step": 1, "accuracy/top1": 60.0},
+    {"step": 30, "lr": 0.03, "data_time": 0.001, "loss": 1.0, "time": 0.30},
+    {"step": 40, "lr": 0.04, "data_time": 0.001, "loss": 0.5, "time": 0.20},
+    {"step": 2, "accuracy/top1": 80.0},
+]
+
+
+def write_run(folder: Path, records=RECORDS) -> Path:
+    path = folder / "20260101_000000" / "vis_data" / "scalars.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_cal_train_time_leaves_the_first_out(tmp_path):
+    stats = analyze_logs.cal_train_time(str(write_run(tmp_path)))
+    # Times 0.10, 0.30, 0.20 (0.50 at step 10 is start-up): mean 0.2, population std sqrt(0.02/3).
+    assert stats["count"] == 3
+    assert stats["average"] == pytest.approx(0.2)
+    assert stats["slowest"] == (30, pytest.approx(0.30))
+    assert stats["fastest"] == (20, pytest.approx(0.10))
+    assert stats["std"] == pytest.approx(math.sqrt(0.02 / 3))
+
+
+def test_cal_train_time_with_outliers(tmp_path):
+    stats = analyze_logs.cal_train_time(str(write_run(tmp_path)), include_outliers=True)
+    assert stats["count"] == 4
+    assert stats["average"] == pytest.approx(0.275)
+    assert stats["slowest"] == (10, pytest.approx(0.50))
+
+
+def test_cal_train_time_from_the_text_log(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text(
+        "11/21 19:29:12 - minirunner - INFO - Epoch(train)  [1][ 5/10]  lr: 1.0000e-02  eta: 0:00:01  "
+        "time: 0.4000  data_time: 0.0010  loss: 1.0000\n"
+        "11/21 19:29:13 - minirunner - INFO - Epoch(train)  [1][10/10]  lr: 1.0000e-02  eta: 0:00:01  "
+        "time: 0.2000  data_time: 0.0010  loss: 0.9000\n"
+        "11/21 19:29:13 - minirunner - INFO - Epoch(val) [1][2/2]  accuracy/top1: 50.0000  data_time: 0.0010  "
+        "time: 9.0000\n"
+        "11/21 19:29:14 - minirunner - INFO - Epoch(train)  [2][ 5/10]  lr: 1.0000e-02  eta: 0:00:01  "
+        "time: 0.1000  data_time: 0.0010  loss: 0.8000\n",
+        encoding="utf-8",
+    )
+    assert analyze_logs.load_train_times(str(log)) == [(5, 0.4), (10, 0.2), (15, 0.1)]
+    iter_log = tmp_path / "iter.log"
+    iter_log.write_text("x - INFO - Iter(train) [  50/1000]  lr: 1.0000e-01  eta: 0:00:47  time: 0.0500  "
+                        "data_time: 0.0020  loss: 1.5000\n", encoding="utf-8")
+    assert analyze_logs.load_train_times(str(iter_log)) == [(50, 0.05)]
+    stats = analyze_logs.cal_train_time(str(log))
+    assert stats["average"] == pytest.approx(0.15) and stats["fastest"] == (15, pytest.approx(0.1))
+
+
+def test_cal_train_time_command(tmp_path, capsys):
+    write_run(tmp_path)
+    assert analyze_logs.main(["cal_train_time", str(tmp_path / "20260101_000000")]) == 0
+    out = capsys.readouterr().out
+    assert "average: 0.2000 s/iter" in out
+    assert "slowest: 0.3000 s/iter at iteration 30" in out
+    assert "fastest: 0.1000 s/iter at iteration 20" in out
+
+
+def test_runs_are_found_from_their_folders(tmp_path):
+    path = write_run(tmp_path)
+    run = tmp_path / "20260101_000000"
+    assert analyze_logs.find_scalars(str(run)) == str(path)
+    assert analyze_logs.find_scalars(str(run / "vis_data")) == str(path)
+    assert analyze_logs.run_name(str(run)) == f"{tmp_path.name}/20260101_000000"
+    with pytest.raises(analyze_logs.AnalyzeError, match="no scalars.json"):
+        analyze_logs.find_scalars(str(tmp_path / "nothing"))
+
+
+def test_curve_data_and_unknown_keys(tmp_path):
+    runs = [analyze_logs.load_scalars(str(write_run(tmp_path)))]
+    data = analyze_logs.curve_data(runs, ["loss", "accuracy/top1"])
+    assert data["loss"] == [([10, 20, 30, 40], [2.0, 1.5, 1.0, 0.5])]
+    assert data["accuracy/top1"] == [([1, 2], [60.0, 80.0])]
+    with pytest.raises(analyze_logs.AnalyzeError, match=r"no run logged 'los'\. Did you mean 'loss'\?"):
+        analyze_logs.curve_data(runs, ["los"])
+
+
+def test_plot_curve_without_matplotlib_says_how_to_install(tmp_path, monkeypatch, capsys):
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.ticker"):
+        monkeypatch.setitem(sys.modules, name, None)  # the import fails, installed or not
+    write_run(tmp_path)
+    code = analyze_logs.main(["plot_curve", str(tmp_path / "20260101_000000"), "--keys", "loss",
+                              "--out", str(tmp_path / "curve.png")])
+    assert code == 2
+    assert "pip install 'minirunner[plot]'" in capsys.readouterr().err
+    assert not (tmp_path / "curve.png").exists()
+
+
+def test_plot_curve_legend_must_name_every_run(tmp_path):
+    path = str(write_run(tmp_path))
+    with pytest.raises(analyze_logs.AnalyzeError, match="one per run"):
+        analyze_logs.plot_curve([path, path], ["loss"], str(tmp_path / "c.png"), legend=["only one"])
+
+
+@pytest.mark.parametrize("width, height", [(800, 600), (641, 333), (1000, None)])
+def test_plot_curve_writes_a_png_of_the_requested_size(tmp_path, width, height):
+    pytest.importorskip("matplotlib", reason="the plot extra is not installed")
+    first = write_run(tmp_path / "a")
+    second = write_run(tmp_path / "b", [dict(r, loss=r["loss"] * 2) if "loss" in r else r for r in RECORDS])
+    out = tmp_path / "plots" / "curve.png"
+    analyze_logs.plot_curve([str(first), str(second)], ["loss", "lr", "accuracy/top1"], str(out),
+                            title="two runs", legend=["A", "B"], width=width, height=height)
+    assert png_size(out) == (width, height if height is not None else 3 * 300)
+
+
+@pytest.mark.multiprocess
+@pytest.mark.timeout(200)
+def test_command_line(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot extra is not installed")
+    write_run(tmp_path)
+    out = tmp_path / "curve.png"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "analyze_logs.py"), "plot_curve", str(tmp_path / "20260101_000000"),
+         "--keys", "loss", "lr", "--out", str(out), "--width", "500", "--height", "400", "--title", "T"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    assert png_size(out) == (500, 400)
