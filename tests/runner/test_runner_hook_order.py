@@ -10,6 +10,7 @@ from minirunner.hooks import (
     Hook,
     IterTimerHook,
     LoggerHook,
+    ProgressBarHook,
     ParamSchedulerHook,
     RuntimeInfoHook,
 )
@@ -82,7 +83,7 @@ def _labels(runner: Runner) -> list[str]:
     return labels
 
 
-DEFAULT_ORDER = ["RuntimeInfoHook", "IterTimerHook", "DistSamplerSeedHook", "LoggerHook", "ParamSchedulerHook",
+DEFAULT_ORDER = ["RuntimeInfoHook", "IterTimerHook", "DistSamplerSeedHook", "LoggerHook", "ProgressBarHook", "ParamSchedulerHook",
                  "CheckpointHook"]
 
 
@@ -94,6 +95,7 @@ def test_default_hooks_registered_under_their_names(tmp_path):
         "timer": (IterTimerHook, "NORMAL"),
         "sampler_seed": (DistSamplerSeedHook, "NORMAL"),
         "logger": (LoggerHook, "BELOW_NORMAL"),
+        "progress": (ProgressBarHook, "BELOW_NORMAL"),
         "param_scheduler": (ParamSchedulerHook, "LOW"),
         "checkpoint": (CheckpointHook, "VERY_LOW"),
     }
@@ -118,7 +120,7 @@ def test_priorities_by_name_and_int_and_registration_order(tmp_path):
     runner = Runner(**_cfg(tmp_path, custom_hooks=custom))
     assert _labels(runner) == [
         "highest", "RuntimeInfoHook", "above_normal", "IterTimerHook", "DistSamplerSeedHook", "normal_a",
-        "normal_b", "int_55", "LoggerHook", "ParamSchedulerHook", "CheckpointHook", "very_low_int", "lowest",
+        "normal_b", "int_55", "LoggerHook", "ProgressBarHook", "ParamSchedulerHook", "CheckpointHook", "very_low_int", "lowest",
     ]
 
 
@@ -128,7 +130,7 @@ def test_register_hook_with_priority_argument(tmp_path):
     runner.register_hook(Named("high"), priority=30)          # HIGH
     runner.register_hook(Named("first"), priority="HIGHEST")
     assert _labels(runner) == [
-        "first", "RuntimeInfoHook", "high", "IterTimerHook", "DistSamplerSeedHook", "LoggerHook",
+        "first", "RuntimeInfoHook", "high", "IterTimerHook", "DistSamplerSeedHook", "LoggerHook", "ProgressBarHook",
         "ParamSchedulerHook", "low", "CheckpointHook",
     ]
 
@@ -151,7 +153,7 @@ def test_default_hooks_merge_by_name_and_none_removes(tmp_path):
         ),
     )
     runner = Runner(**cfg)
-    assert _labels(runner) == ["RuntimeInfoHook", "LoggerHook", "ParamSchedulerHook", "CheckpointHook"]
+    assert _labels(runner) == ["RuntimeInfoHook", "LoggerHook", "ProgressBarHook", "ParamSchedulerHook", "CheckpointHook"]
     assert runner.get_hook("logger").interval == 3
     assert runner.get_hook("checkpoint").interval == 2 and runner.get_hook("checkpoint").max_keep_ckpts == 1
     assert runner.get_hook("sampler_seed") is None
@@ -163,7 +165,7 @@ def test_default_hook_replaced_by_another_type_under_its_name(tmp_path):
     assert isinstance(runner.get_hook("logger"), CallCounter)
     assert not any(isinstance(h, LoggerHook) for h in runner.hooks)
     # The replacement takes its own class priority (NORMAL), not the logger's.
-    assert _labels(runner) == ["RuntimeInfoHook", "IterTimerHook", "DistSamplerSeedHook", "my_logger",
+    assert _labels(runner) == ["RuntimeInfoHook", "IterTimerHook", "DistSamplerSeedHook", "my_logger", "ProgressBarHook",
                                "ParamSchedulerHook", "CheckpointHook"]
 
 
@@ -174,7 +176,7 @@ def test_custom_hooks_from_config_with_priority(tmp_path):
         dict(type="OrderTestCallCounter", label="int_65", priority=65),
     ]
     runner = Runner(**_cfg(tmp_path, custom_hooks=custom))
-    assert _labels(runner) == ["RuntimeInfoHook", "early", "IterTimerHook", "DistSamplerSeedHook", "LoggerHook",
+    assert _labels(runner) == ["RuntimeInfoHook", "early", "IterTimerHook", "DistSamplerSeedHook", "LoggerHook", "ProgressBarHook",
                                "int_65", "ParamSchedulerHook", "CheckpointHook", "late"]
     assert [h.priority for h in runner.hooks if isinstance(h, CallCounter)] == ["VERY_HIGH", 65, "LOWEST"]
 

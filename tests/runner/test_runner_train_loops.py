@@ -220,7 +220,7 @@ def test_runner_properties(tmp_path):
     assert runner.logger.name == "minirunner"
     hooks = runner.hooks
     hooks.clear()  # a copy: the runner's own list is untouched
-    assert len(runner.hooks) == 5  # the checkpoint hook is removed in _cfg
+    assert len(runner.hooks) == 6  # the seven defaults less the checkpoint hook, removed in _cfg
     assert runner.train_dataloader.batch_size == 8
     runner.train()
     assert runner.param_schedulers == []
