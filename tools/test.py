@@ -43,6 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        # A damaged checkpoint, or one refused as unsafe: one line that says what to do.
+        # (The classes come from sys.modules: importing them up front would import torch
+        # before a config error could be reported.) Failures while writing keep their
+        # traceback.
+        module = sys.modules.get("minirunner.runner.checkpoint")
+        if module is None or not isinstance(error, (module.CorruptCheckpointError, module.UnsafeCheckpointError)):
+            raise
+        print(f"checkpoint error: {error}", file=sys.stderr)
+        return 2
     runner.logger.info(f"metrics: {metrics}")
     return 0
 

@@ -12,6 +12,7 @@ from minirunner.utils import ConfigError, did_you_mean
 from .hook import Hook
 from .metric_rule import infer_rule
 
+
 @HOOKS.register_module()
 class CheckpointHook(Hook):
     """Saves ``epoch_N.pth`` or ``iter_N.pth`` every ``interval`` epochs/iterations.
@@ -76,6 +77,12 @@ class CheckpointHook(Hook):
     def before_train(self, runner: Any) -> None:
         if self.out_dir is None:
             self.out_dir = runner.work_dir
+        if runner.rank == 0:
+            # Imported here: minirunner.runner imports the hooks package.
+            from minirunner.runner.checkpoint import remove_stale_temporaries
+
+            # Files a killed writer left behind (never renamed into place, so never used).
+            remove_stale_temporaries(self.out_dir)
 
     # ------------------------------------------------------------------ interval saves
     def after_train_epoch(self, runner: Any) -> None:
@@ -92,26 +99,44 @@ class CheckpointHook(Hook):
         if on_interval or (self.save_last and self.is_last_train_iter(runner)):
             self._save(runner, self.filename_tmpl.format(runner.iter + 1))
 
-    def _save(self, runner: Any, filename: str) -> None:
+    def save_interrupted(self, runner: Any) -> str:
+        """Save ``iter_<N>.pth`` between iterations (the loop calls this on SIGTERM/SIGINT).
+
+        It counts as an interval checkpoint for ``max_keep_ckpts``. Returns the path.
+        """
+        if self.out_dir is None:
+            self.out_dir = runner.work_dir
+        return self._save(runner, f"iter_{runner.iter}.pth", meta={"epoch": runner.epoch, "iter": runner.iter})
+
+    def _save(self, runner: Any, filename: str, meta: dict | None = None) -> str:
         # Listed before saving, so the copy of this hook's state inside the new checkpoint
-        # already names it (a resumed run then deletes the right files).
+        # already names it and no longer names the files it replaces.
         planned = os.path.join(self.out_dir, filename)
         if planned not in self.kept:
             self.kept.append(planned)
+        old = []
+        if self.max_keep_ckpts > 0:
+            while len(self.kept) > self.max_keep_ckpts:
+                old.append(self.kept.pop(0))
+
+        def remove_old() -> None:
+            # Runs only once the new file is safely in place (after its fsync and rename).
+            for path in old:
+                if path != planned and os.path.isfile(path):
+                    os.remove(path)
+
         path = runner.save_checkpoint(
             self.out_dir,
             filename,
             save_optimizer=self.save_optimizer,
             save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
             by_epoch=self.by_epoch,
+            background=True,
+            then=remove_old if old else None,
         )
         runner.logger.info(f"saved checkpoint {path}")
-        if self.max_keep_ckpts > 0 and runner.rank == 0:
-            # Only now that the new file is in place may an old one go.
-            while len(self.kept) > self.max_keep_ckpts:
-                old = self.kept.pop(0)
-                if os.path.isfile(old):
-                    os.remove(old)
+        return path
 
     # ------------------------------------------------------------------ best checkpoint
     def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
@@ -136,6 +161,12 @@ class CheckpointHook(Hook):
             unit, count = ("epoch", runner.epoch) if self.by_epoch else ("iter", runner.iter)
             filename = f"best_{metric.replace('/', '_')}_{unit}_{count}.pth"
             old = self.best_paths.get(metric)
+            planned = os.path.join(self.out_dir or runner.work_dir, filename)
+
+            def remove_old(old: str | None = old, planned: str = planned) -> None:
+                if old and old != planned and os.path.isfile(old):
+                    os.remove(old)
+
             path = runner.save_checkpoint(
                 self.out_dir or runner.work_dir,
                 filename,
@@ -145,10 +176,10 @@ class CheckpointHook(Hook):
                 meta={f"best_score/{metric}": value, "epoch": runner.epoch, "iter": runner.iter},
                 by_epoch=False,
                 update_last=False,
+                background=True,
+                then=remove_old,  # the previous best goes only once the new one is in place
             )
             self.best_paths[metric] = path
-            if old and old != path and runner.rank == 0 and os.path.isfile(old):
-                os.remove(old)
             runner.logger.info(f"the best {metric} so far is {value:.4f}; saved {path}")
 
     # ------------------------------------------------------------------ state

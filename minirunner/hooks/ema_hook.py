@@ -235,10 +235,13 @@ class EMAHook(Hook):
         the average gets ``ema_state_dict``. When only loading weights (``load_from``
         without ``resume``), the model keeps the checkpoint's (averaged) weights and the
         average starts from them, as in the reference. The runner tells the two apart with
-        ``runner._resume``; a runner without that attribute is treated as resuming.
+        ``runner._loading_weights_only`` (set while it loads weights only), else
+        ``runner._resume``; a runner with neither attribute is treated as resuming.
         """
         self._ensure_bound(runner)
-        resume = getattr(runner, "_resume", None)
+        # The runner marks a weights-only load (load_from without resume, or a resume
+        # that found nothing and fell back to load_from); otherwise its `resume` decides.
+        resume = False if getattr(runner, "_loading_weights_only", False) else getattr(runner, "_resume", None)
         model_state = checkpoint.get("state_dict")
         ema_state = checkpoint.get("ema_state_dict")
         if ema_state is not None and resume is not False:

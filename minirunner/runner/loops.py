@@ -1,16 +1,59 @@
-"""Training, validation and test loops: plain ``for`` statements around the hooks."""
+"""Training, validation and test loops: plain ``for`` statements around the hooks.
+
+The training loops also end cleanly on SIGTERM and SIGINT (a preempted job, Ctrl-C): they
+finish the current iteration, save a checkpoint, log where it is and raise
+:class:`TrainingInterrupted`, which exits the process with status 143 (SIGTERM) or 130
+(SIGINT). A second signal exits at once. Under torchrun the ranks agree on stopping at the
+same iteration before anyone saves.
+"""
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import functools
+import logging
+import os
+import signal
+import sys
+import threading
+import time
 from typing import Any, Iterator, Sequence
 
 import torch
 
+from minirunner import dist
+from minirunner.dataset.worker_init import worker_init_fn
+from minirunner.logging import print_log
 from minirunner.registry import LOOPS
 from minirunner.utils import ConfigError
 
+from .checkpoint import wait_for_checkpoint_writes
 from .randomness import get_rng_state, set_rng_state
+
+_NEVER = sys.maxsize  # an iteration count no run reaches: "no signal check due"
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Under torchrun the ranks agree on a signal with one tiny all_reduce, spaced so that it
+# runs about once a second (rank 0 times the iterations): cheap, and quick to react.
+_AGREE_SECONDS = 1.0
+_MAX_AGREE_INTERVAL = 1000
+
+
+class TrainingInterrupted(SystemExit):
+    """Raised when a training loop stopped on SIGTERM or SIGINT after saving a checkpoint.
+
+    A ``SystemExit``: left uncaught, the process exits with ``128 + signum`` (143 for
+    SIGTERM, 130 for SIGINT), as a shell reports a process killed by that signal.
+
+    Attributes:
+        signum: the signal that stopped training.
+        checkpoint: the path of the checkpoint to resume from.
+    """
+
+    def __init__(self, signum: int, checkpoint: str | None) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.checkpoint = checkpoint
 
 
 class BaseLoop:
@@ -24,20 +67,23 @@ class BaseLoop:
         raise NotImplementedError
 
 
-def skip_batches(dataloader: Any, count: int) -> Iterator[Any]:
+def skip_batches(dataloader: Any, count: int, samples: int | None = None) -> Iterator[Any]:
     """An iterator over ``dataloader`` that starts after its first ``count`` batches.
 
     Used to resume in the middle of an epoch. A sampler with ``set_start_index`` (the
-    built-in ones) skips the indices without loading them; otherwise the batches are loaded
-    and dropped. The global torch generator is left as it was: the uninterrupted run drew
-    from it for this pass before the checkpoint was taken, so drawing again would shift
-    everything after (dropout, augmentation in the main process).
+    built-in ones) skips the indices without loading them (``samples`` of them when given,
+    else ``count`` batches' worth); otherwise the batches are loaded and dropped. The
+    global torch generator is left as it was: the uninterrupted run drew from it for this
+    pass before the checkpoint was taken, so drawing again would shift everything after
+    (dropout, augmentation in the main process).
     """
     state = torch.get_rng_state()
     sampler = getattr(dataloader, "sampler", None)
     batch_size = getattr(dataloader, "batch_size", None)
-    if batch_size is not None and hasattr(sampler, "set_start_index"):
-        sampler.set_start_index(count * batch_size)
+    if samples is None and batch_size is not None:
+        samples = count * batch_size
+    if samples is not None and batch_size is not None and hasattr(sampler, "set_start_index"):
+        sampler.set_start_index(samples)
         iterator = iter(dataloader)
     else:
         iterator = iter(dataloader)
@@ -53,6 +99,13 @@ def _length(dataloader: Any, default: int) -> int:
         return len(dataloader)
     except TypeError:  # an iterable dataset without a length: one endless pass
         return default
+
+
+def _sampler_of(dataloader: Any) -> Any:
+    sampler = getattr(dataloader, "sampler", None)
+    if hasattr(sampler, "set_epoch") or hasattr(sampler, "seed"):
+        return sampler
+    return getattr(getattr(dataloader, "batch_sampler", None), "sampler", sampler)
 
 
 def _dynamic_intervals(
@@ -71,7 +124,8 @@ def _dynamic_intervals(
 
 
 class _TrainLoop(BaseLoop):
-    """What both training loops share: counters, the stop flag and the validation schedule."""
+    """What both training loops share: counters, the stop flag, the validation schedule,
+    the position in the data (saved in checkpoints) and stopping on signals."""
 
     def __init__(
         self,
@@ -90,6 +144,20 @@ class _TrainLoop(BaseLoop):
         self._milestones, self._intervals = _dynamic_intervals(
             dynamic_intervals, val_interval, "train_cfg.dynamic_intervals"
         )
+        # The current pass over the dataloader: its epoch, and the iteration, batch and
+        # sample (of this rank) it started at; a resumed pass starts past the consumed ones.
+        self._pass_epoch = -1
+        self._pass_start_iter = 0
+        self._pass_start_batches = 0
+        self._pass_start_samples = 0
+        self._resume_skip: tuple[int | None, int] | None = None  # (samples, batches) to skip
+        # Signals: the iteration at which the next check is due (_NEVER: none), the signal
+        # this process received, and the one every rank agreed to stop on.
+        self._check_at = _NEVER
+        self._received: int | None = None
+        self._stop_signal: int | None = None
+        self._distributed = False
+        self._agreed_at = (0.0, 0)
 
     @property
     def max_epochs(self) -> int:
@@ -124,6 +192,212 @@ class _TrainLoop(BaseLoop):
         runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
         self._iter += 1
 
+    # ------------------------------------------------------------------ position in the data
+    def _open_pass(self) -> tuple[Iterator[Any], int]:
+        """An iterator for the current pass over the data, and the index of its first batch.
+
+        After a resume inside a pass, the consumed samples are skipped without loading.
+        """
+        loader = self.dataloader
+        self._seed_workers_for_epoch(loader)
+        samples, batches = self._resume_skip or (0, 0)
+        self._resume_skip = None
+        if batches > 0 or samples:
+            iterator = skip_batches(loader, batches, samples)
+        else:
+            iterator = iter(loader)
+        batch_size = getattr(loader, "batch_size", None)
+        self._pass_epoch = self._epoch
+        self._pass_start_iter = self._iter
+        self._pass_start_batches = batches
+        self._pass_start_samples = samples if samples is not None else batches * (batch_size or 0)
+        return iterator, batches
+
+    def _seed_workers_for_epoch(self, loader: Any) -> None:
+        # New workers start with each pass; giving the built-in worker_init_fn the epoch
+        # makes their seeds depend on (seed, epoch, worker), so each epoch draws anew and
+        # a resumed run's workers draw what the uninterrupted run's did.
+        init = getattr(loader, "worker_init_fn", None)
+        if (
+            isinstance(init, functools.partial)
+            and init.func is worker_init_fn
+            and getattr(loader, "num_workers", 0) > 0
+            and init.keywords.get("epoch") != self._epoch
+        ):
+            loader.worker_init_fn = functools.partial(worker_init_fn, *init.args, **{**init.keywords, "epoch": self._epoch})
+
+    def progress_state(self, epoch: int, iteration: int) -> dict:
+        """The data position to save with counters ``(epoch, iteration)``: the sampler's
+        epoch and seed, and how many batches and samples of this rank that epoch has used."""
+        loader = self.dataloader
+        batch_size = getattr(loader, "batch_size", None)
+        if self._resume_skip is not None and epoch == self._epoch and iteration == self._iter:
+            samples, batches = self._resume_skip  # resumed, the pass not reopened yet
+            if samples is None and batch_size is not None:
+                samples = batches * batch_size
+        elif epoch == self._pass_epoch:
+            done = iteration - self._pass_start_iter
+            batches = self._pass_start_batches + done
+            samples = None if batch_size is None else self._pass_start_samples + done * batch_size
+        else:  # the pass of that epoch has not started (the checkpoint ends an epoch)
+            batches, samples = 0, (None if batch_size is None else 0)
+        seed = getattr(_sampler_of(loader), "seed", None)
+        return {
+            "epoch": epoch,
+            "batches": batches,
+            "samples": samples,
+            "batch_size": batch_size,
+            "world_size": dist.get_world_size(),
+            "epoch_length": _length(loader, 0),
+            "seed": seed if isinstance(seed, int) else None,
+        }
+
+    def restore_progress(self, epoch: int, iteration: int, state: dict | None) -> list[str]:
+        """Continue from counters ``(epoch, iteration)`` and a :meth:`progress_state`.
+
+        Returns notes on what differs from the checkpoint's run (batch size, world
+        size, sampler seed), for the runner to log.
+        """
+        self._epoch, self._iter = int(epoch), int(iteration)
+        loader = self.dataloader
+        if not state:  # an older checkpoint: derive the position from the counters
+            batches = max(self._iter - self._epoch * _length(loader, 0), 0)
+            self._resume_skip = (None, batches) if batches else None
+            return []
+        notes = []
+        sampler = _sampler_of(loader)
+        saved_seed = state.get("seed")
+        if saved_seed is not None and isinstance(getattr(sampler, "seed", None), int) and sampler.seed != saved_seed:
+            notes.append(f"sampler seed {saved_seed} from the checkpoint (this run's sampler had {sampler.seed})")
+            sampler.seed = saved_seed
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self._epoch)
+        batch_size = getattr(loader, "batch_size", None)
+        world_size = dist.get_world_size()
+        saved_batch, saved_world = state.get("batch_size"), int(state.get("world_size") or 1)
+        samples, batches = state.get("samples"), int(state.get("batches") or 0)
+        if saved_batch != batch_size:
+            notes.append(f"batch_size {batch_size} from the config (the checkpoint's run used {saved_batch})")
+        if saved_world != world_size:
+            notes.append(f"world size {world_size} (the checkpoint's run had {saved_world})")
+        if samples is not None and batch_size is not None:
+            # The ranks have used the first samples * world_size positions of the epoch's
+            # order between them; split that among this run's ranks.
+            per_rank, rest = divmod(int(samples) * saved_world, world_size)
+            if rest or per_rank % batch_size:
+                notes.append(
+                    f"the rest of epoch {self._epoch + 1} starts at sample {per_rank} of each rank, "
+                    "inside a batch of the new size"
+                )
+            self._resume_skip = (per_rank, per_rank // batch_size) if per_rank else None
+        else:
+            if batches and (saved_batch != batch_size or saved_world != world_size):
+                notes.append(f"skipping {batches} batches of the new size (no sample count to go by)")
+            self._resume_skip = (None, batches) if batches else None
+        saved_length = state.get("epoch_length")
+        if saved_length and saved_length != _length(loader, 0) and saved_batch == batch_size:
+            notes.append(f"{_length(loader, 0)} iterations per epoch (the checkpoint's run had {saved_length})")
+        return notes
+
+    # ------------------------------------------------------------------ signals
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """For the duration of a run: catch SIGTERM/SIGINT, restore the old handlers after,
+        and wait for checkpoint writes still finishing in the background."""
+        self._received = self._stop_signal = None
+        self._distributed = dist.is_distributed()
+        # Distributed: the first agreement is due after one iteration, then as rank 0 says.
+        self._check_at = self._iter + 1 if self._distributed else _NEVER
+        self._agreed_at = (time.perf_counter(), self._iter)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            for signum in _SIGNALS:
+                try:
+                    previous[signum] = signal.signal(signum, self._on_signal)
+                except (OSError, ValueError):
+                    pass
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            # After an error the checkpoint being written still lands (a resume needs it),
+            # and its own failure, if any, must not hide the error.
+            error = wait_for_checkpoint_writes(raise_error=not failed)
+            if error is not None:
+                print_log(f"writing the last checkpoint failed too: {error}", logger="current", level=logging.ERROR)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._received is not None:
+            os.write(2, f"\n{signal.Signals(signum).name} again: exiting at once\n".encode())
+            os._exit(128 + signum)
+        self._received = signum
+        if not self._distributed:
+            self._check_at = 0  # due at the end of the current iteration
+        # Straight to stderr: a handler runs between any two bytecodes, possibly inside a
+        # logging handler that holds its lock. The log gets the outcome once it is saved.
+        os.write(
+            2,
+            f"\nreceived {signal.Signals(signum).name}: finishing the current iteration, then saving a "
+            "checkpoint (send it again to exit at once)\n".encode(),
+        )
+
+    def _stop_now(self) -> bool:
+        """At an iteration boundary where a check is due: stop for a signal? Every rank
+        calls this at the same iterations and gets the same answer."""
+        if not self._distributed:
+            self._stop_signal = self._received
+            return self._stop_signal is not None
+        now = time.perf_counter()
+        interval = 0
+        if dist.get_rank() == 0:
+            since, at = self._agreed_at
+            per_iter = (now - since) / max(self._iter - at, 1)
+            interval = _MAX_AGREE_INTERVAL if per_iter <= 0 else int(_AGREE_SECONDS / per_iter)
+            interval = max(1, min(interval, _MAX_AGREE_INTERVAL))
+        device = torch.device("cpu")
+        if torch.distributed.get_backend() == "nccl":
+            device = torch.device("cuda", torch.cuda.current_device())
+        received = self._received
+        flags = torch.tensor(
+            [received == signal.SIGTERM, received == signal.SIGINT, interval], dtype=torch.long, device=device
+        )
+        terms, interrupts, interval = dist.all_reduce(flags).tolist()
+        self._check_at = self._iter + max(int(interval), 1)
+        self._agreed_at = (now, self._iter)
+        if terms or interrupts:
+            self._stop_signal = signal.SIGTERM if terms else signal.SIGINT
+        return self._stop_signal is not None
+
+    def _save_and_exit(self) -> None:
+        """Save a checkpoint of where training stopped, then raise TrainingInterrupted."""
+        runner = self.runner
+        signum = int(self._stop_signal)
+        last = getattr(runner, "_last_checkpoint", None)
+        if last is not None and tuple(last[:2]) == (self._epoch, self._iter):
+            path = last[2]  # a checkpoint hook saved this very point already
+        else:
+            hook = runner.get_hook("checkpoint") if hasattr(runner, "get_hook") else None
+            save = getattr(hook, "save_interrupted", None)
+            if save is not None:
+                path = save(runner)
+            else:
+                path = runner.save_checkpoint(
+                    runner.work_dir, f"iter_{self._iter}.pth", by_epoch=False,
+                    meta={"epoch": self._epoch, "iter": self._iter},
+                )
+        wait_for_checkpoint_writes()
+        # Other ranks wait for rank 0's file: a rank that exits first makes torchrun stop
+        # the others, possibly in the middle of the write.
+        dist.barrier()
+        runner.logger.warning(
+            f"{signal.Signals(signum).name}: training stopped after iteration {self._iter}; "
+            f"checkpoint: {path}. Resume with `--resume auto` (resume=True in the config)"
+        )
+        raise TrainingInterrupted(signum, path)
+
 
 @LOOPS.register_module()
 class EpochBasedTrainLoop(_TrainLoop):
@@ -156,24 +430,34 @@ class EpochBasedTrainLoop(_TrainLoop):
     def run(self) -> torch.nn.Module:
         """Run the remaining epochs and return the model."""
         runner = self.runner
-        runner.call_hook("before_train")
-        while self._epoch < self._max_epochs and not self.stop_training:
-            self.run_epoch()
-            if self._should_validate(self._epoch, self._max_epochs):
-                runner.val_loop.run()
-        runner.call_hook("after_train")
+        with self._stop_on_signals():
+            runner.call_hook("before_train")
+            while self._epoch < self._max_epochs and not self.stop_training:
+                self.run_epoch()
+                if self._stop_signal is not None:  # a signal stopped the epoch part-way
+                    self._save_and_exit()
+                if self._should_validate(self._epoch, self._max_epochs):
+                    runner.val_loop.run()
+                # Between epochs every rank is at the same point: a cheap place to agree.
+                if self._epoch < self._max_epochs and (self._distributed or self._check_at == 0) and self._stop_now():
+                    self._save_and_exit()
+            runner.call_hook("after_train")
         return runner.model
 
     def run_epoch(self) -> None:
-        """One pass over the dataloader (the rest of it, after a mid-epoch resume)."""
+        """One pass over the dataloader (the rest of it, after a mid-epoch resume).
+
+        A signal may stop it part-way: the epoch's end hooks then do not run and the
+        epoch counter does not move.
+        """
         runner = self.runner
         runner.call_hook("before_train_epoch")
         runner.model.train()
-        # Non-zero only when resumed from an iteration checkpoint inside this epoch.
-        done = self._iter - self._epoch * len(self.dataloader)
-        batches = skip_batches(self.dataloader, done) if done > 0 else self.dataloader
-        for batch_idx, data_batch in enumerate(batches, start=max(done, 0)):
+        batches, start = self._open_pass()
+        for batch_idx, data_batch in enumerate(batches, start=start):
             self.run_iter(batch_idx, data_batch)
+            if self._iter >= self._check_at and self._stop_now():
+                return
         runner.call_hook("after_train_epoch")
         self._epoch += 1
 
@@ -208,9 +492,7 @@ class IterBasedTrainLoop(_TrainLoop):
     def _next_batch(self) -> Any:
         # An exhausted dataloader starts a new pass (a new "epoch" for the sampler seed).
         if self._batches is None:
-            # After a resume, continue the current pass where the checkpoint left it.
-            done = self._iter - self._epoch * _length(self.dataloader, default=0) if self._iter else 0
-            self._batches = skip_batches(self.dataloader, done) if done > 0 else iter(self.dataloader)
+            self._batches, _ = self._open_pass()  # after a resume: the rest of the pass
         try:
             return next(self._batches)
         except StopIteration:
@@ -218,23 +500,26 @@ class IterBasedTrainLoop(_TrainLoop):
             sampler = getattr(self.dataloader, "sampler", None)
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(self._epoch)
-            self._batches = iter(self.dataloader)
+            self._batches, _ = self._open_pass()
             return next(self._batches)
 
     def run(self) -> torch.nn.Module:
         """Run the remaining iterations and return the model."""
         runner = self.runner
-        runner.call_hook("before_train")
-        # One "epoch" stands for the whole run, so epoch hooks fire once.
-        runner.call_hook("before_train_epoch")
-        runner.model.train()
-        while self._iter < self._max_iters and not self.stop_training:
-            self.run_iter(self._next_batch())
-            if self._should_validate(self._iter, self._max_iters):
-                runner.val_loop.run()
-                runner.model.train()
-        runner.call_hook("after_train_epoch")
-        runner.call_hook("after_train")
+        with self._stop_on_signals():
+            runner.call_hook("before_train")
+            # One "epoch" stands for the whole run, so epoch hooks fire once.
+            runner.call_hook("before_train_epoch")
+            runner.model.train()
+            while self._iter < self._max_iters and not self.stop_training:
+                self.run_iter(self._next_batch())
+                if self._iter >= self._check_at and self._iter < self._max_iters and self._stop_now():
+                    self._save_and_exit()
+                if self._should_validate(self._iter, self._max_iters):
+                    runner.val_loop.run()
+                    runner.model.train()
+            runner.call_hook("after_train_epoch")
+            runner.call_hook("after_train")
         return runner.model
 
     def run_iter(self, data_batch: Any) -> None:

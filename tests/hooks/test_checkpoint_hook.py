@@ -122,7 +122,10 @@ def test_checkpoint_contents_load_with_weights_only(tmp_path):
         checkpoint = torch.load(tmp_path / name, weights_only=True)
         assert REQUIRED_KEYS <= set(checkpoint), name
         assert checkpoint["meta"]["epoch"] == epoch and checkpoint["meta"]["iter"] == 2 * epoch
-        assert checkpoint["loop"] == {"epoch": epoch, "iter": 2 * epoch}
+        # 2 epochs of 2 iterations: the run's length is saved with the counters.
+        assert checkpoint["loop"] == {"epoch": epoch, "iter": 2 * epoch, "max_epochs": 2, "max_iters": 4}
+        # Saved at an epoch's end: the next epoch has used none of its samples yet.
+        assert checkpoint["sampler"]["epoch"] == epoch and checkpoint["sampler"]["samples"] == 0
         assert isinstance(checkpoint["meta"]["torch_version"], str)
         # The epoch scheduler stepped before the save: the saved state is post-step.
         assert checkpoint["param_schedulers"][0]["last_step"] == epoch
@@ -156,7 +159,7 @@ def test_save_best_greater_replaces_the_file_when_improved(tmp_path):
     checkpoint = torch.load(tmp_path / best[0], weights_only=True)
     assert checkpoint["meta"]["best_score/score"] == 80.0
     # Saved after the 4th epoch (2 iterations each): the counters say what was done.
-    assert checkpoint["loop"] == {"epoch": 4, "iter": 8}
+    assert (checkpoint["loop"]["epoch"], checkpoint["loop"]["iter"]) == (4, 8)
     assert (checkpoint["meta"]["epoch"], checkpoint["meta"]["iter"]) == (4, 8)
     assert "optimizer" not in checkpoint
     hook = runner.get_hook("checkpoint")
@@ -208,3 +211,31 @@ def test_save_best_unknown_metric_is_a_config_error(tmp_path):
 def test_bad_options_are_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         CheckpointHook(**kwargs)
+
+
+def test_max_keep_ckpts_deletes_only_after_the_new_file_is_in_place(tmp_path, monkeypatch):
+    from minirunner.runner import checkpoint as checkpoint_io
+
+    real_fsync = checkpoint_io._fsync_file
+
+    def fsync_fails_for_epoch_3(path):
+        if "epoch_3" in path:
+            raise OSError("no space left on device")
+        real_fsync(path)
+
+    monkeypatch.setattr(checkpoint_io, "_fsync_file", fsync_fails_for_epoch_3)
+    with pytest.raises(checkpoint_io.CheckpointError, match="no space"):
+        Runner(**_cfg(tmp_path, dict(interval=1, max_keep_ckpts=1))).train()
+    # epoch_3.pth never got into place, so epoch_2.pth, the only good one, was kept.
+    assert _pth_files(tmp_path) == ["epoch_2.pth"]
+    assert _pointer(tmp_path).endswith("epoch_2.pth")
+    assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
+
+
+def test_stale_temporary_files_are_removed_before_training(tmp_path):
+    from minirunner.runner.checkpoint import _host_tag
+
+    stale = tmp_path / f".epoch_1.pth.tmp-{_host_tag()}-999999999"
+    stale.write_bytes(b"half a checkpoint")
+    Runner(**_cfg(tmp_path, dict(interval=5), max_epochs=1)).train()
+    assert not stale.exists()
