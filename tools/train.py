@@ -104,7 +104,6 @@ class FirstBatches:
 def dry_run(cfg: Config) -> None:
     from minirunner.hooks import Hook
     from minirunner.runner import Runner
-    from minirunner.runner.summary import format_param_groups
 
     class StopAfterTwo(Hook):
         def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
@@ -126,7 +125,6 @@ def dry_run(cfg: Config) -> None:
     if runner.val_loop is not None:
         runner.val_loop.dataloader = FirstBatches(runner.val_loop.dataloader, 1)
         runner.val_loop.run()
-    runner.logger.info("param groups:\n" + format_param_groups(runner.model, runner.optim_wrapper))
     ran = "2 train and 1 val iteration" if runner.val_loop is not None else "2 train iterations"
     runner.logger.info(f"dry run finished: {ran} ran; nothing was saved (log: {runner.log_dir})")
 
@@ -137,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         cfg = Config.fromfile(args.config)
         apply_args(cfg, args)
+        from minirunner.logging import install_rich_traceback
+
+        install_rich_traceback()  # a failing run ends with a readable traceback, also in the log
         if args.dry_run:
             dry_run(cfg)
             return 0
@@ -160,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"checkpoint error: {error}", file=sys.stderr)
         return 2
     runner.logger.info(f"done. log: {runner.log_dir}; checkpoints and config: {runner.work_dir}")
+    import torch.distributed as torch_dist
+
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()  # a clean exit under torchrun, without NCCL's warning
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Any, Callable
 
 from minirunner.registry import HOOKS
 from minirunner.utils import ConfigError, did_you_mean
@@ -91,6 +91,12 @@ class CheckpointHook(Hook):
         on_interval = self.interval > 0 and self.every_n_epochs(runner, self.interval)
         if on_interval or (self.save_last and self.is_last_train_epoch(runner)):
             self._save(runner, self.filename_tmpl.format(runner.epoch + 1))
+
+    def event_handlers(self) -> dict[str, Callable[..., None]]:
+        """Epoch checkpoints need no per-iteration call, iteration checkpoints no per-epoch one."""
+        handlers = super().event_handlers()
+        handlers.pop("after_train_iter" if self.by_epoch else "after_train_epoch", None)
+        return handlers
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
         if self.by_epoch:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from minirunner.registry import HOOKS
 
@@ -30,8 +30,9 @@ class ParamSchedulerHook(Hook):
         self._by_iter: list[Any] = []
         self._by_epoch: list[Any] = []
         self._by_metrics: list[Any] = []
+        self._sorted = False  # until before_run sees the built schedulers, keep every event
 
-    def before_train(self, runner: Any) -> None:
+    def before_run(self, runner: Any) -> None:
         # Sorted once, so each iteration only walks the schedulers it steps.
         self._by_iter, self._by_epoch, self._by_metrics = [], [], []
         for scheduler in _all_schedulers(runner.param_schedulers):
@@ -41,6 +42,19 @@ class ParamSchedulerHook(Hook):
                 self._by_epoch.append(scheduler)
             else:
                 self._by_iter.append(scheduler)
+        self._sorted = True
+
+    def event_handlers(self) -> dict[str, Callable[..., None]]:
+        """Leave out the events with no scheduler to step (the runner re-asks once built)."""
+        handlers = super().event_handlers()
+        for event, schedulers in (
+            ("after_train_iter", self._by_iter),
+            ("after_train_epoch", self._by_epoch),
+            ("after_val_epoch", self._by_metrics),
+        ):
+            if self._sorted and not schedulers:
+                handlers.pop(event, None)
+        return handlers
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
         for scheduler in self._by_iter:

@@ -136,6 +136,11 @@ class BaseModel(nn.Module, metaclass=ABCMeta):
             >>> loss, log_vars['loss_cls'], log_vars['loss_box'], log_vars['acc']
             (tensor(4.), tensor(2.), tensor(2.), tensor(0.5000))
         """
+        if len(losses) == 1:
+            # The usual case, dict(loss=<0-d tensor>), costs one detach and no loop.
+            value = losses.get("loss")
+            if type(value) is torch.Tensor and value.dim() == 0:
+                return value, {"loss": value.detach()}
         reduced: dict[str, torch.Tensor] = {}
         total: torch.Tensor | None = None
         for name, value in losses.items():

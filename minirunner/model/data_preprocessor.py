@@ -78,6 +78,12 @@ class BaseDataPreprocessor(nn.Module):
 
     def forward(self, data: Any, training: bool = False) -> Any:
         """Move ``data`` to the model's device. ``training`` lets subclasses augment."""
+        if type(data) is dict and self._device.type == "cpu":
+            # Runs every iteration: a batch of CPU tensors for a CPU model needs no copy.
+            for value in data.values():
+                if type(value) is not torch.Tensor or not value.is_cpu:
+                    return self.cast_data(data)
+            return data
         return self.cast_data(data)
 
 

@@ -1,6 +1,17 @@
 """The Runner, its loops, the log processor and checkpoint I/O."""
 
-from .checkpoint import find_latest_checkpoint, load_checkpoint_file, save_checkpoint_file
+from .checkpoint import (
+    CheckpointError,
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+    find_latest_checkpoint,
+    load_checkpoint_file,
+    load_latest_checkpoint,
+    save_checkpoint_file,
+    verify_checkpoint,
+    wait_for_checkpoint_writes,
+)
+from .interruption import TrainingInterrupted
 from .log_processor import LogProcessor
 from .loops import EpochBasedTrainLoop, IterBasedTrainLoop, TestLoop, ValLoop
 from .randomness import set_random_seed
@@ -8,5 +19,7 @@ from .runner import DEFAULT_HOOKS, Runner
 
 __all__ = [
     "DEFAULT_HOOKS", "EpochBasedTrainLoop", "IterBasedTrainLoop", "LogProcessor", "Runner", "TestLoop",
-    "ValLoop", "find_latest_checkpoint", "load_checkpoint_file", "save_checkpoint_file", "set_random_seed",
+    "ValLoop", "TrainingInterrupted", "CheckpointError", "CorruptCheckpointError", "UnsafeCheckpointError",
+    "find_latest_checkpoint", "load_checkpoint_file", "load_latest_checkpoint", "save_checkpoint_file",
+    "verify_checkpoint", "wait_for_checkpoint_writes", "set_random_seed",
 ]

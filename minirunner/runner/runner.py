@@ -585,6 +585,9 @@ class Runner(CheckpointMixin):
             self.load_checkpoint(self._load_from)
         self._has_loaded = True
         self.optim_wrapper.initialize_count_status(self.model, train_loop.iter, train_loop.max_iters)
+        # Everything is built now: hooks may drop events they turned out not to need (no
+        # iteration schedulers, epoch-only checkpoints), so the loop never calls them.
+        self._rebuild_hook_table()
         model = train_loop.run()
         self.call_hook("after_run")
         return model

@@ -15,7 +15,7 @@ import torch
 
 from minirunner.hooks import Hook
 from minirunner.runner import Runner
-from minirunner.runner.loops import TrainingInterrupted
+from minirunner.runner import TrainingInterrupted
 
 
 def _data(num_samples: int, shuffle: bool) -> dict:

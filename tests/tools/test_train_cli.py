@@ -95,7 +95,7 @@ def test_dry_run_with_amp_seed_and_default_work_dir(tmp_path, small):
     assert re.findall(r"Epoch\(train\)\s+\[1\]\[\s*(\d+)/(\d+)\]", out) == [("2", "2")]
     assert re.findall(r"Epoch\(val\) \[\d+\]\[(\d+)/(\d+)\]", out) == [("1", "1")]
     # The param group table.
-    assert "param groups" in out and re.search(r"optimizer\s*.\s*group", out) and "SGD" in out
+    assert "Parameter groups" in out and re.search(r"optimizer\s*.\s*group", out) and "SGD" in out
     assert "dry run finished" in out
     # Nothing saved.
     assert _checkpoints(work) == [] and not (work / "last_checkpoint").exists()

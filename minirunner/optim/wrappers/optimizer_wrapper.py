@@ -216,11 +216,13 @@ class OptimWrapper:
         self._max_counts = max_counts
         self._remainder_counts = max_counts % counts
         self._full_windows_end = max_counts - self._remainder_counts
-        if init_counts % counts != 0:
+        # A checkpoint taken inside a window restores its gradients before this call; only
+        # without them is the window's first part lost.
+        if init_counts % counts != 0 and all(p.grad is None for p in model.parameters()):
             print_log(
                 f"Resuming at iteration {init_counts}, which is inside an accumulation "
-                f"window of {counts} iterations: the gradients accumulated before the "
-                "checkpoint are lost, so the first step uses fewer micro-batches.",
+                f"window of {counts} iterations, without the gradients accumulated before "
+                "it: the first step uses fewer micro-batches.",
                 logger="current",
                 level=logging.WARNING,
             )
