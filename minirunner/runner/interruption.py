@@ -111,9 +111,12 @@ class InterruptibleMixin:
         interval = 0
         if dist.get_rank() == 0:
             since, at = self._agreed_at
-            per_iter = (now - since) / max(self._iter - at, 1)
-            interval = _MAX_AGREE_INTERVAL if per_iter <= 0 else int(_AGREE_SECONDS / per_iter)
-            interval = max(1, min(interval, _MAX_AGREE_INTERVAL))
+            last = max(self._iter - at, 1)
+            per_iter = (now - since) / last
+            target = _MAX_AGREE_INTERVAL if per_iter <= 0 else int(_AGREE_SECONDS / per_iter)
+            # At most double each time: one slow first iteration must not set a long first
+            # interval, and a job signalled early still stops within a few iterations.
+            interval = max(1, min(target, 2 * last, _MAX_AGREE_INTERVAL))
         device = torch.device("cpu")
         if torch.distributed.get_backend() == "nccl":
             device = torch.device("cuda", torch.cuda.current_device())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import random
 import signal
 import socket
@@ -264,20 +265,26 @@ def _torchrun(setup: Path, work: Path, **env: str) -> subprocess.CompletedProces
 @pytest.mark.timeout(300)
 def test_under_torchrun_the_ranks_agree_on_the_iteration_before_saving(setup):
     work = setup / "torchrun"
-    # Only rank 1 gets SIGTERM, before iteration 7. Both ranks must stop after the same
+    # Only rank 1 gets SIGTERM, before iteration 4. Both ranks must stop after the same
     # iteration (a rank that went on would wait forever in DDP's all-reduce), save once
-    # (rank 0 writes) and exit with 143.
-    stopped = _torchrun(setup, work, TERM_AT_ITER="7", TERM_RANK="1")
+    # (rank 0 writes) and exit with 143. The ranks agree at iterations rank 0 schedules
+    # (1, 3, 7, ...: intervals that at most double), so the stop comes at iteration 4 or a
+    # little later, always before the run's end at 12.
+    stopped = _torchrun(setup, work, TERM_AT_ITER="4", TERM_RANK="1")
     assert stopped.returncode != 0, stopped.stdout[-4000:]
     # torchrun reports the first rank to exit (143); it then stops the other, whose file
     # is already in place: rank 0 waited for it before the ranks' final barrier.
     assert "exitcode  : 143" in stopped.stdout, stopped.stdout[-4000:]
-    assert f"SIGTERM: training stopped after iteration 7; checkpoint: {work / 'iter_7.pth'}" in stopped.stdout
-    checkpoint = torch.load(work / "iter_7.pth", weights_only=True)
-    assert (checkpoint["loop"]["iter"], checkpoint["sampler"]["world_size"]) == (7, 2)
-    assert "grads" in checkpoint  # 7 % 3: inside a window; the ranks' partial sums, averaged
+    found = re.findall(r"SIGTERM: training stopped after iteration (\d+); checkpoint: (\S+)\.", stopped.stdout)
+    assert len(set(found)) == 1, stopped.stdout[-4000:]  # every rank reports the same stop
+    stop_iter, path = int(found[0][0]), found[0][1]
+    assert 4 <= stop_iter < 12 and path == str(work / f"iter_{stop_iter}.pth")
+    checkpoint = torch.load(path, weights_only=True)
+    assert (checkpoint["loop"]["iter"], checkpoint["sampler"]["world_size"]) == (stop_iter, 2)
+    # Inside an accumulation window (3) the ranks' partial gradients are saved, averaged.
+    assert ("grads" in checkpoint) == (stop_iter % 3 != 0)
     resumed = _torchrun(setup, work)
     assert resumed.returncode == 0, resumed.stdout[-4000:]
-    # 128 per rank: 6 iterations per epoch, so iteration 7 is in the second epoch.
-    assert f"resumed from {work / 'iter_7.pth'} at epoch 1, iter 7" in resumed.stdout
+    # 128 per rank: 6 iterations per epoch.
+    assert f"resumed from {path} at epoch {stop_iter // 6}, iter {stop_iter}" in resumed.stdout
     assert (work / "iter_12.pth").exists()
