@@ -193,10 +193,6 @@ class Hook:
         return runner.iter + 1 == runner.max_iters
 
     # ------------------------------------------------------------------ dispatch
-    def implemented_events(self) -> list[str]:
-        """The events this hook's class overrides (directly or through a generic helper)."""
-        return list(self.event_handlers())
-
     def event_handlers(self) -> dict[str, Callable[..., None]]:
         """The callable the runner should call for each event this hook implements.
 
