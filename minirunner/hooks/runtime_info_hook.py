@@ -26,7 +26,7 @@ class RuntimeInfoHook(Hook):
         )
 
     def __init__(self) -> None:
-        self._train_keys: dict[str, str] = {}  # 'loss' -> 'train/loss', built once per key
+        self._train_keys: dict[str, str] = {}
         self._clipping: list[tuple[str, Any]] = []
 
     def before_train(self, runner: Any) -> None:
@@ -48,14 +48,16 @@ class RuntimeInfoHook(Hook):
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         hub = runner.message_hub
         hub.update_info("iter", runner.iter)
+        keys = self._train_keys
         for name, values in runner.optim_wrapper.get_lr().items():
-            hub.update_scalar(self._train_key(name), values[0])
+            hub.update_scalar(keys.get(name) or self._train_key(name), values[0])
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
         hub = runner.message_hub
         if outputs:
-            for key, value in outputs.items():
-                hub.update_scalar(self._train_key(key), value)
+            keys = self._train_keys
+            for name, value in outputs.items():
+                hub.update_scalar(keys.get(name) or self._train_key(name), value)
         # The pre-clip norm, on iterations that stepped (it stays a tensor until logged).
         for key, wrapper in self._clipping:
             norm = wrapper.grad_norm
@@ -63,9 +65,8 @@ class RuntimeInfoHook(Hook):
                 hub.update_scalar(key, norm)
 
     def _train_key(self, name: str) -> str:
-        key = self._train_keys.get(name)
-        if key is None:
-            key = self._train_keys[name] = f"train/{name}"
+        # 'loss' -> 'train/loss', formatted once per name rather than every iteration.
+        key = self._train_keys[name] = f"train/{name}"
         return key
 
     def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:

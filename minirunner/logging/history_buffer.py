@@ -51,12 +51,18 @@ class HistoryBuffer:
             del self._counts[: -self.max_length]
 
     def _flush(self) -> None:
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             return
-        # One transfer for every pending value instead of one per value.
-        stacked = torch.stack([t.float().reshape(()) for t in self._pending]).cpu().tolist()
-        self._values.extend(stacked)
-        self._pending.clear()
+        # One stack and one transfer for every pending value instead of one per value;
+        # the usual ones (0-d losses on one device) need no reshaping, and stack promotes
+        # mixed dtypes. Each value must hold exactly one number.
+        try:
+            stacked = torch.stack(pending)
+        except RuntimeError:  # different shapes ((), (1,)) or devices
+            stacked = torch.stack([value.reshape(()).cpu() for value in pending])
+        self._values.extend(map(float, stacked.reshape(len(pending)).tolist()))
+        pending.clear()
 
     @property
     def data(self) -> tuple[list[float], list[int]]:

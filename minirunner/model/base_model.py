@@ -97,8 +97,11 @@ class BaseModel(nn.Module, metaclass=ABCMeta):
             device; the logger converts the values at its own interval.
         """
         with optim_wrapper.optim_context(self):
-            data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode="loss")
+            # `_modules[...]` is what `self.data_preprocessor` resolves to, without the
+            # detour through nn.Module.__getattr__ on every iteration.
+            data = self._modules["data_preprocessor"](data, True)
+            # The usual dict batch is unpacked here, one call fewer on every iteration.
+            losses = self(**data, mode="loss") if type(data) is dict else self._run_forward(data, mode="loss")
         loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(loss)
         return log_vars

@@ -133,7 +133,7 @@ class CheckpointMixin:
                 **(meta or {}),
             },
             "state_dict": _unwrap(self.model).state_dict(),
-            "message_hub": self._message_hub.state_dict(),
+            "message_hub": self.message_hub.state_dict(),
             "rng": get_rng_state(),
             "loop": {"epoch": epoch, "iter": iteration},
             "hooks": {},
@@ -246,7 +246,7 @@ class CheckpointMixin:
             else:
                 notes.append("the checkpoint has no scheduler state: the schedules start from their beginning")
         if "message_hub" in checkpoint:
-            self._message_hub.load_state_dict(checkpoint["message_hub"])
+            self.message_hub.load_state_dict(checkpoint["message_hub"])
         hook_states = checkpoint.get("hooks", {})
         for key, hook in zip(self._hook_state_keys(), self._hooks):
             state = hook_states.get(key)

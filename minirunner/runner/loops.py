@@ -122,6 +122,20 @@ class _TrainLoop(InterruptibleMixin, BaseLoop):
         self._stop_signal: int | None = None
         self._distributed = False
         self._agreed_at = (0.0, 0)
+        # The per-iteration hooks, called without going through runner.call_hook (see
+        # Runner.iteration_handlers); the lists follow later registrations.
+        self._before_iter_handlers = runner.iteration_handlers("before_train_iter")
+        self._after_iter_handlers = runner.iteration_handlers("after_train_iter")
+
+    def _step(self, batch_idx: int, data_batch: Any) -> None:
+        """``before_train_iter`` hooks, ``train_step``, ``after_train_iter`` hooks."""
+        runner = self.runner
+        for handler in self._before_iter_handlers:
+            handler(runner, batch_idx=batch_idx, data_batch=data_batch)
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        for handler in self._after_iter_handlers:
+            handler(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+        self._iter += 1
 
     @property
     def max_epochs(self) -> int:
@@ -148,13 +162,6 @@ class _TrainLoop(InterruptibleMixin, BaseLoop):
             and done >= self.val_begin
             and (done % self.val_interval == 0 or done == total)
         )
-
-    def _train_step(self, batch_idx: int, data_batch: Any) -> None:
-        runner = self.runner
-        runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
-        self._iter += 1
 
     # ------------------------------------------------------------------ position in the data
     def _open_pass(self) -> tuple[Iterator[Any], int]:
@@ -327,7 +334,7 @@ class EpochBasedTrainLoop(_TrainLoop):
 
     def run_iter(self, batch_idx: int, data_batch: Any) -> None:
         """One training step between its hooks."""
-        self._train_step(batch_idx, data_batch)
+        self._step(batch_idx, data_batch)
 
 
 @LOOPS.register_module()
@@ -388,7 +395,7 @@ class IterBasedTrainLoop(_TrainLoop):
 
     def run_iter(self, data_batch: Any) -> None:
         """One training step between its hooks; ``batch_idx`` is the global iteration."""
-        self._train_step(self._iter, data_batch)
+        self._step(self._iter, data_batch)
 
 
 class _EvalLoop(BaseLoop):

@@ -25,6 +25,7 @@ from minirunner.dist import (
     is_main_process,
 )
 from minirunner.hooks import Hook, get_priority
+from minirunner.hooks.hook import EVENTS
 from minirunner.logging import MessageHub, add_log_file, get_logger, set_current_logger
 from minirunner.model.wrappers import wrap_distributed
 from minirunner.registry import (
@@ -123,8 +124,9 @@ class Runner(CheckpointMixin):
                 f"distributed: {get_world_size()} processes, backend {torch_dist.get_backend()}; "
                 "rank 0 writes the logs, checkpoints and config dump"
             )
-        self._message_hub = MessageHub(self._experiment_name)
-        self._message_hub.make_current()
+        # A plain attribute rather than a property: hooks read it several times per iteration.
+        self.message_hub = MessageHub(self._experiment_name)
+        self.message_hub.make_current()
 
         with config_key("visualizer"):
             self.visualizer = self.build_visualizer(visualizer)
@@ -157,7 +159,7 @@ class Runner(CheckpointMixin):
 
         self._hooks: list[Hook] = []
         self._hook_names: dict[int, str] = {}
-        self._hook_table: dict[str, list] = {}
+        self._hook_table: dict[str, list] = {event: [] for event in EVENTS}
         self.register_hooks(default_hooks, custom_hooks)
         if self.cfg is not None and is_main_process() and self.cfg.filename:
             self.cfg.dump(os.path.join(self._work_dir, os.path.basename(self.cfg.filename)))
@@ -282,11 +284,6 @@ class Runner(CheckpointMixin):
     def logger(self) -> logging.Logger:
         """The run's logger."""
         return self._logger
-
-    @property
-    def message_hub(self) -> MessageHub:
-        """The run's message hub."""
-        return self._message_hub
 
     @property
     def hooks(self) -> list[Hook]:
@@ -513,12 +510,27 @@ class Runner(CheckpointMixin):
         self._rebuild_hook_table()
 
     def _rebuild_hook_table(self) -> None:
-        # Resolved once here, so call_hook touches only hooks that implement the event.
-        table: dict[str, list] = {}
+        # Resolved once here, so call_hook touches only hooks that implement the event. The
+        # lists are refilled in place: the training loops hold the per-iteration ones.
+        table = self._hook_table
+        for handlers in table.values():
+            handlers.clear()
         for hook in self._hooks:
             for event, handler in hook.event_handlers().items():
-                table.setdefault(event, []).append(handler)
-        self._hook_table = table
+                table[event].append(handler)
+
+    def iteration_handlers(self, event: str) -> list:
+        """What to call, in order, for a per-iteration event such as ``'after_train_iter'``.
+
+        Each item takes the runner and the event's keyword arguments. The training loops
+        call them directly: :meth:`call_hook` re-packs its keyword arguments for every hook,
+        which costs more than the hooks themselves on a small model. The list stays current
+        as hooks are registered. When a subclass overrides :meth:`call_hook`, the one item
+        routes through it, so the override still sees every event.
+        """
+        if type(self).call_hook is not Runner.call_hook:
+            return [lambda runner, **kwargs: runner.call_hook(event, **kwargs)]
+        return self._hook_table[event]
 
     def register_hooks(self, default_hooks: dict | None = None, custom_hooks: list | None = None) -> None:
         """Register the default hooks (merged with ``default_hooks`` by name), then the custom ones."""

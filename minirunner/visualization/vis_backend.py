@@ -21,14 +21,18 @@ class LocalVisBackend:
     def __init__(self, save_dir: str, scalar_save_file: str = "scalars.json") -> None:
         self.folder = os.path.join(save_dir, "vis_data")
         self.path = os.path.join(self.folder, scalar_save_file)
+        self._file: Any = None  # opened at the first write, kept open until close()
 
     def add_scalars(self, scalars: dict[str, Any], step: int = 0) -> None:
-        """Write one line with ``step`` and the scalars."""
-        os.makedirs(self.folder, exist_ok=True)
+        """Write one line with ``step`` and the scalars (flushed at once, so it survives a crash)."""
         record = {"step": int(step)}
         record.update({key: _plain(value) for key, value in scalars.items()})
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if self._file is None:
+            # Kept open: opening the file for every line cost more than the line itself.
+            os.makedirs(self.folder, exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8")
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
 
     def add_scalar(self, name: str, value: Any, step: int = 0) -> None:
         """Write one line with ``step`` and one scalar."""
@@ -41,7 +45,10 @@ class LocalVisBackend:
             handle.write(_config_text(config))
 
     def close(self) -> None:
-        """Nothing to release: each write opens and closes the file."""
+        """Close the file; a later write opens it again (appending)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 @VISBACKENDS.register_module()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -18,6 +19,7 @@ from .grad_clip import GradClipper
 
 _NO_KWARGS: dict[str, Any] = {}  # shared, never written to: avoids a dict per iteration
 _NO_CONTEXT = nullcontext()  # reusable, so one instance serves every iteration
+_get_lr = operator.itemgetter("lr")  # mapped over param groups: no comprehension frame per call
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
@@ -110,15 +112,18 @@ class OptimWrapper:
             step_kwargs: keyword arguments for :meth:`step`.
             zero_kwargs: keyword arguments for :meth:`zero_grad`.
         """
-        if not getattr(loss, "requires_grad", False):
+        try:
+            self.backward(self.scale_loss(loss))
+        except (RuntimeError, AttributeError, TypeError) as error:
+            # Checked only on failure: the check costs time on every iteration otherwise.
+            if getattr(loss, "requires_grad", False):
+                raise
             raise ValueError(
                 "update_params(loss): the loss does not require grad "
                 f"({_describe_loss(loss)}), so there is nothing to back-propagate. Compute "
                 "it from the model's output outside torch.no_grad()/torch.inference_mode(), "
                 "and make sure the model has parameters with requires_grad=True."
-            )
-        loss = self.scale_loss(loss)
-        self.backward(loss)
+            ) from error
         if self.should_update():
             self.step(**(step_kwargs or _NO_KWARGS))
             self.zero_grad(**(zero_kwargs or _NO_KWARGS))
@@ -283,7 +288,7 @@ class OptimWrapper:
             >>> wrapper.get_lr()
             {'lr': [0.1]}
         """
-        result = {"lr": [group["lr"] for group in self.optimizer.param_groups]}
+        result = {"lr": list(map(_get_lr, self.optimizer.param_groups))}
         if self.base_param_settings is not None:
             result["base_lr"] = [self.base_param_settings["lr"]]
         return result
