@@ -56,16 +56,15 @@ class BaseClassifier(BaseModel):
     def _labels(data_samples: Any, logits: torch.Tensor) -> torch.Tensor:
         if isinstance(data_samples, torch.Tensor):
             labels = data_samples
-            # The usual case, collated int64 labels on the right device, costs no extra ops.
-            if labels.dtype == torch.long and labels.dim() == 1 and labels.device == logits.device:
+            # The usual case, collated int64 labels on the logits' device, is used as it is.
+            # get_device() (an int) rather than .device, which builds two objects per call.
+            if labels.dtype is torch.long and labels.dim() == 1 and labels.get_device() == logits.get_device():
                 return labels
         else:
             labels = torch.as_tensor(
                 [int(label) for label in data_samples], device=logits.device
             )
-        if labels.device != logits.device:
-            labels = labels.to(logits.device)
-        return labels.long().view(-1)
+        return labels.to(logits.device).long().view(-1)
 
     def _predict(self, logits: torch.Tensor, data_samples: Any) -> list[dict[str, torch.Tensor]]:
         scores = logits.detach().float().softmax(dim=1)

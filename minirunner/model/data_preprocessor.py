@@ -41,7 +41,13 @@ class BaseDataPreprocessor(nn.Module):
     def __init__(self, non_blocking: bool = True) -> None:
         super().__init__()
         self.non_blocking = non_blocking
-        self._device = torch.device("cpu")
+        self._set_device(torch.device("cpu"))
+
+    def _set_device(self, device: torch.device) -> None:
+        self._device = device
+        # Kept as a bool: reading ``device.type`` builds a new string, which on every batch
+        # cost more than the rest of the CPU pass-through below.
+        self._on_cpu = device.type == "cpu"
 
     @property
     def device(self) -> torch.device:
@@ -54,7 +60,7 @@ class BaseDataPreprocessor(nn.Module):
         # the parent model having to forward the call explicitly.
         probe = fn(torch.empty(0, device=self._device))
         if isinstance(probe, torch.Tensor):
-            self._device = probe.device
+            self._set_device(probe.device)
         return super()._apply(fn, recurse)
 
     def cast_data(self, data: Any) -> Any:
@@ -62,10 +68,8 @@ class BaseDataPreprocessor(nn.Module):
         # Runs every iteration: the common cases (tensor, plain dict) are tested first and
         # with cheap checks, and tensors already in place are returned untouched.
         if isinstance(data, torch.Tensor):
-            device = self._device
-            if data.device == device:
-                return data
-            return data.to(device, non_blocking=self.non_blocking and device.type != "cpu")
+            # `to` hands back the tensor itself when it is already there.
+            return data.to(self._device, non_blocking=self.non_blocking and not self._on_cpu)
         if isinstance(data, dict) or isinstance(data, Mapping):
             return {key: self.cast_data(value) for key, value in data.items()}
         if isinstance(data, (str, bytes)):
@@ -78,7 +82,7 @@ class BaseDataPreprocessor(nn.Module):
 
     def forward(self, data: Any, training: bool = False) -> Any:
         """Move ``data`` to the model's device. ``training`` lets subclasses augment."""
-        if type(data) is dict and self._device.type == "cpu":
+        if self._on_cpu and type(data) is dict:
             # Runs every iteration: a batch of CPU tensors for a CPU model needs no copy.
             for value in data.values():
                 if type(value) is not torch.Tensor or not value.is_cpu:
