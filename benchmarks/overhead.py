@@ -7,8 +7,10 @@ preprocessor, train_step and parse_losses, the optimizer wrapper, hooks, message
 logging, schedulers). The raw loop calls the model the way a hand-written loop would call
 an MMEngine-style model: ``model(inputs, labels, mode='loss')['loss']``.
 
-Runs alternate (raw, runner, raw, runner, ...) in one process so that machine load hits
-both alike; the ratio of each pair is reported with its median and spread.
+Runs alternate in one process (raw, runner, layers, then layers, runner, raw, ...) so that
+machine load hits every side alike; the ratio of each pair is reported with its median and
+spread. On a shared machine single runs vary by 20% and more, so the median of many pairs
+is the figure to read.
 
 A third run per repeat, 'layers', goes further than the criterion: it calls the model's
 layers and ``F.cross_entropy`` directly, skipping even the model's own ``forward``. Its
@@ -17,7 +19,7 @@ ratio is printed for information; the criterion is the ratio to the raw loop.
 Case 'plain' is the above. Case 'features' adds gradient accumulation (2), clipping by norm
 and a linear warm-up followed by cosine annealing, on both sides.
 
-    python benchmarks/overhead.py [--repeats 7] [--cases plain features]
+    python benchmarks/overhead.py [--repeats 11] [--cases plain features]
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def runner_loop(dataset: SyntheticClassification, features: bool, work_dir: str)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Runner overhead against a hand-written loop.")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--cases", nargs="+", default=["plain", "features"], choices=["plain", "features"])
     args = parser.parse_args()
     torch.set_num_threads(1)  # steadier timings; every side runs with the same setting
@@ -141,9 +143,11 @@ def main() -> None:
             for run in runs.values():  # warm-up of every path
                 run()
             times: dict[str, list[float]] = {name: [] for name in runs}
+            order = list(runs)
             for _ in range(args.repeats):
-                for name, run in runs.items():
-                    times[name].append(run())
+                for name in order:
+                    times[name].append(runs[name]())
+                order.reverse()  # raw, runner, layers, then the other way: neither goes first always
         ratios = [w / r for w, r in zip(times["runner"], times["raw"])]
         layer_ratios = [w / r for w, r in zip(times["runner"], times["layers"])]
         print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minirunner.optim.wrappers import OptimWrapper
 from minirunner.registry import HOOKS
 
 from .hook import Hook
@@ -28,6 +29,7 @@ class RuntimeInfoHook(Hook):
     def __init__(self) -> None:
         self._train_keys: dict[str, str] = {}
         self._clipping: list[tuple[str, Any]] = []
+        self._plain_wrapper: Any = None  # an OptimWrapper whose get_lr() is {'lr': [...]}
 
     def before_train(self, runner: Any) -> None:
         runner.message_hub.update_info_dict(
@@ -41,6 +43,12 @@ class RuntimeInfoHook(Hook):
             for name, wrapper in wrappers
             if getattr(wrapper, "clipper", None) is not None
         ]
+        # For the usual single OptimWrapper, get_lr() is {'lr': [lr of each group]}: reading
+        # the first group's lr directly gives the same value without building that dict on
+        # every iteration. Any other wrapper (a dict of them, base_lr, an overridden get_lr)
+        # goes through get_lr().
+        plain = type(optim_wrapper).get_lr is OptimWrapper.get_lr
+        self._plain_wrapper = optim_wrapper if plain and optim_wrapper.base_param_settings is None else None
 
     def before_train_epoch(self, runner: Any) -> None:
         runner.message_hub.update_info("epoch", runner.epoch)
@@ -48,8 +56,12 @@ class RuntimeInfoHook(Hook):
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         hub = runner.message_hub
         hub.update_info("iter", runner.iter)
+        wrapper = runner.optim_wrapper
+        if wrapper is self._plain_wrapper:
+            hub.update_scalar("train/lr", wrapper.optimizer.param_groups[0]["lr"])
+            return
         keys = self._train_keys
-        for name, values in runner.optim_wrapper.get_lr().items():
+        for name, values in wrapper.get_lr().items():
             hub.update_scalar(keys.get(name) or self._train_key(name), values[0])
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:

@@ -127,16 +127,6 @@ class _TrainLoop(InterruptibleMixin, BaseLoop):
         self._before_iter_handlers = runner.iteration_handlers("before_train_iter")
         self._after_iter_handlers = runner.iteration_handlers("after_train_iter")
 
-    def _step(self, batch_idx: int, data_batch: Any) -> None:
-        """``before_train_iter`` hooks, ``train_step``, ``after_train_iter`` hooks."""
-        runner = self.runner
-        for handler in self._before_iter_handlers:
-            handler(runner, batch_idx=batch_idx, data_batch=data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        for handler in self._after_iter_handlers:
-            handler(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
-        self._iter += 1
-
     @property
     def max_epochs(self) -> int:
         return self._max_epochs
@@ -334,7 +324,13 @@ class EpochBasedTrainLoop(_TrainLoop):
 
     def run_iter(self, batch_idx: int, data_batch: Any) -> None:
         """One training step between its hooks."""
-        self._step(batch_idx, data_batch)
+        runner = self.runner
+        for handler in self._before_iter_handlers:
+            handler(runner, batch_idx=batch_idx, data_batch=data_batch)
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        for handler in self._after_iter_handlers:
+            handler(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+        self._iter += 1
 
 
 @LOOPS.register_module()
@@ -395,7 +391,14 @@ class IterBasedTrainLoop(_TrainLoop):
 
     def run_iter(self, data_batch: Any) -> None:
         """One training step between its hooks; ``batch_idx`` is the global iteration."""
-        self._step(self._iter, data_batch)
+        runner = self.runner
+        batch_idx = self._iter
+        for handler in self._before_iter_handlers:
+            handler(runner, batch_idx=batch_idx, data_batch=data_batch)
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        for handler in self._after_iter_handlers:
+            handler(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+        self._iter += 1
 
 
 class _EvalLoop(BaseLoop):

@@ -122,16 +122,23 @@ class _ParamScheduler:
 
         Costs one pass over the param groups; nothing is allocated per step.
         """
-        self._global_step += 1
+        step = self._global_step = self._global_step + 1
         groups = self.optimizer.param_groups
-        if self.begin <= self._global_step < self.end:
+        if self.begin <= step < self.end:
             self.last_step += 1
             self._update(groups)
             if self._writes_betas:
                 _write_betas(groups)
             if self.verbose:
                 self._log_values(groups)
-        self._record_last_value(groups)
+        # _record_last_value, inlined: this runs for every scheduler on every iteration.
+        last = self._last_value
+        if len(last) == len(groups):
+            name = self.param_name
+            for i, group in enumerate(groups):
+                last[i] = group[name]
+        else:
+            self._record_last_value(groups)
 
     def _update(self, groups: list[dict]) -> None:
         """Set the values for step ``self.last_step`` (reference-style fallback).

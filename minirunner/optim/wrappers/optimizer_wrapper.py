@@ -188,7 +188,9 @@ class OptimWrapper:
         """
         # A plain object, not a generator-based context: this runs every iteration and a
         # shared nullcontext costs a fraction of a @contextmanager's enter and exit.
-        if self._accumulative_counts > 1 and not self.should_sync() and hasattr(model, "no_sync"):
+        # The class is asked, not the instance: a module without the attribute would raise
+        # (and format) an AttributeError inside nn.Module.__getattr__ on every such iteration.
+        if self._accumulative_counts > 1 and not self.should_sync() and hasattr(type(model), "no_sync"):
             return model.no_sync()
         return _NO_CONTEXT
 
