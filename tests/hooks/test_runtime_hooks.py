@@ -163,3 +163,20 @@ def test_runtime_info_logs_the_pre_clip_grad_norm(tmp_path):
     with open(os.path.join(runner.log_dir, "vis_data", "scalars.json"), encoding="utf-8") as handle:
         (record,) = [r for r in map(json.loads, handle) if "loss" in r]
     assert record["grad_norm"] == pytest.approx(sum(expected) / 4, rel=1e-5)
+
+
+def test_runtime_info_goes_through_an_overridden_get_lr(tmp_path):
+    from minirunner.optim import OptimWrapper
+    from minirunner.registry import OPTIM_WRAPPERS
+
+    @OPTIM_WRAPPERS.register_module(name="_HalfLrReportForTest", force=True)
+    class HalfLrReport(OptimWrapper):
+        def get_lr(self):
+            return {"lr": [group["lr"] / 2 for group in self.optimizer.param_groups], "extra_lr": [7.0]}
+
+    cfg = _cfg(tmp_path, train_cfg=dict(by_epoch=True, max_epochs=1),
+               optim_wrapper=dict(type="_HalfLrReportForTest", optimizer=dict(type="SGD", lr=0.1)))
+    runner = Runner(**cfg)
+    runner.train()
+    assert _values(runner, "train/lr") == pytest.approx([0.05] * 4)
+    assert _values(runner, "train/extra_lr") == [7.0] * 4

@@ -112,3 +112,25 @@ def test_state_dict_round_trip_is_plain():
     restored.load_state_dict(state)
     assert restored.mean() == pytest.approx(7.5 / 4)
     assert restored.current() == 4.0
+
+
+def test_pending_tensors_of_mixed_shapes_dtypes_and_grad_are_read_in_order():
+    buffer = HistoryBuffer()
+    weight = torch.tensor(3.0, requires_grad=True)
+    buffer.update(torch.tensor(1.5))                      # 0-d float32
+    buffer.update(torch.tensor([2], dtype=torch.long))    # shape (1,), an integer
+    buffer.update(weight * 2)                             # needs grad: stored detached
+    buffer.update(torch.tensor(0.25, dtype=torch.float64))
+    buffer.update(torch.tensor(True))
+    values, counts = buffer.data
+    assert values == [1.5, 2.0, 6.0, 0.25, 1.0]
+    assert all(type(value) is float for value in values)
+    assert counts == [1] * 5
+
+
+def test_a_pending_tensor_with_several_numbers_is_an_error():
+    buffer = HistoryBuffer()
+    buffer.update(torch.tensor(1.0))
+    buffer.update(torch.tensor([1.0, 2.0]))
+    with pytest.raises(RuntimeError):
+        buffer.current()

@@ -138,3 +138,17 @@ def test_img_preprocessor_config_errors(kwargs, key):
     with pytest.raises(ConfigError) as info:
         ImgDataPreprocessor(**kwargs)
     assert info.value.key == key
+
+
+def test_cpu_batch_passes_through_untouched_and_other_devices_are_moved():
+    pre = BaseDataPreprocessor()
+    batch = dict(inputs=torch.ones(2, 3), data_samples=torch.tensor([0, 1]))
+    assert pre(batch) is batch  # nothing to move: no copy, no new dict
+    pre.to("meta")
+    moved = pre(batch)
+    assert moved["inputs"].device.type == "meta" and moved["data_samples"].device.type == "meta"
+    pre.to_empty(device="cpu")
+    assert pre(batch) is batch  # back on the CPU, the pass-through applies again
+    nested = dict(inputs=[torch.ones(1)], data_samples=torch.tensor([0]))
+    out = pre(nested)
+    assert out is not nested and torch.equal(out["inputs"][0], torch.ones(1))

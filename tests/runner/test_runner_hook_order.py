@@ -245,3 +245,51 @@ def test_generic_after_iter_gets_train_val_and_test_iterations(tmp_path):
     # 2 train iterations (8 / 4), 2 val (4 / 2), 3 test (6 / 2).
     assert iters.seen == [("train", 0), ("train", 1), ("val", 0), ("val", 1), ("test", 0), ("test", 1), ("test", 2)]
     assert epochs.seen == ["train", "val", "test"]
+
+
+def test_a_runner_that_overrides_call_hook_sees_every_iteration_event(tmp_path):
+    # The loops call per-iteration hooks without going through call_hook; an override of
+    # call_hook must still see those events, with their keyword arguments.
+    class Recording(Runner):
+        def __init__(self, *args, **kwargs):
+            self.calls = []
+            super().__init__(*args, **kwargs)
+
+        def call_hook(self, fn_name, **kwargs):
+            self.calls.append((fn_name, kwargs.get("batch_idx")))
+            super().call_hook(fn_name, **kwargs)
+
+    counter = IterCounter()
+    runner = Recording(**_cfg(tmp_path, custom_hooks=[counter], train_cfg=dict(by_epoch=True, max_epochs=1)))
+    runner.train()
+    iteration_calls = [call for call in runner.calls if call[0].endswith("_train_iter")]
+    assert iteration_calls == [
+        ("before_train_iter", 0), ("after_train_iter", 0), ("before_train_iter", 1), ("after_train_iter", 1)
+    ]
+    assert counter.count == 2  # and the hooks behind it still ran
+
+
+def test_a_hook_registered_after_the_loop_is_built_is_called_every_iteration(tmp_path):
+    runner = Runner(**_cfg(tmp_path, train_cfg=dict(by_epoch=True, max_epochs=2)))
+    _ = runner.train_loop  # the loop now holds the per-iteration handler lists
+    late = IterCounter()
+    runner.register_hook(late)
+    runner.train()
+    assert late.count == 4
+
+
+class IterCounter(Hook):
+    """Counts the training iterations it sees, before and after each."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._open = False
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        assert not self._open
+        self._open = True
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        assert self._open and "loss" in outputs
+        self._open = False
+        self.count += 1

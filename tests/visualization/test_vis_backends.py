@@ -126,3 +126,16 @@ def test_tensorboard_backend_reopens_after_close(tmp_path):
     backend.add_scalar("loss", 0.5, step=2)
     backend.close()
     assert len(_events(tmp_path / "vis_data")) >= 1
+
+
+def test_local_backend_lines_are_on_disk_before_close_and_it_reopens(tmp_path):
+    backend = LocalVisBackend(str(tmp_path))
+    path = tmp_path / "vis_data" / "scalars.json"
+    backend.add_scalars({"loss": 1.0}, step=1)
+    # Flushed at once: a crash after this line keeps it.
+    assert path.read_text(encoding="utf-8") == '{"step": 1, "loss": 1.0}\n'
+    backend.close()
+    backend.close()  # closing twice is harmless
+    backend.add_scalars({"loss": 0.5}, step=2)  # appends after a close
+    backend.close()
+    assert [json.loads(line)["step"] for line in path.read_text(encoding="utf-8").splitlines()] == [1, 2]
