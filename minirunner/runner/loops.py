@@ -153,6 +153,16 @@ class _TrainLoop(InterruptibleMixin, BaseLoop):
             and (done % self.val_interval == 0 or done == total)
         )
 
+    def _train_step(self, batch_idx: int, data_batch: Any) -> None:
+        """``before_train_iter`` hooks, ``train_step``, ``after_train_iter`` hooks."""
+        runner = self.runner
+        for handler in self._before_iter_handlers:
+            handler(runner, batch_idx=batch_idx, data_batch=data_batch)
+        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
+        for handler in self._after_iter_handlers:
+            handler(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+        self._iter += 1
+
     # ------------------------------------------------------------------ position in the data
     def _open_pass(self) -> tuple[Iterator[Any], int]:
         """An iterator for the current pass over the data, and the index of its first batch.
@@ -324,13 +334,7 @@ class EpochBasedTrainLoop(_TrainLoop):
 
     def run_iter(self, batch_idx: int, data_batch: Any) -> None:
         """One training step between its hooks."""
-        runner = self.runner
-        for handler in self._before_iter_handlers:
-            handler(runner, batch_idx=batch_idx, data_batch=data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        for handler in self._after_iter_handlers:
-            handler(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
-        self._iter += 1
+        self._train_step(batch_idx, data_batch)
 
 
 @LOOPS.register_module()
@@ -391,14 +395,7 @@ class IterBasedTrainLoop(_TrainLoop):
 
     def run_iter(self, data_batch: Any) -> None:
         """One training step between its hooks; ``batch_idx`` is the global iteration."""
-        runner = self.runner
-        batch_idx = self._iter
-        for handler in self._before_iter_handlers:
-            handler(runner, batch_idx=batch_idx, data_batch=data_batch)
-        outputs = runner.model.train_step(data_batch, optim_wrapper=runner.optim_wrapper)
-        for handler in self._after_iter_handlers:
-            handler(runner, batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
-        self._iter += 1
+        self._train_step(self._iter, data_batch)
 
 
 class _EvalLoop(BaseLoop):

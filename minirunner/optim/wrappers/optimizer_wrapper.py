@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import operator
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -19,7 +18,6 @@ from .grad_clip import GradClipper
 
 _NO_KWARGS: dict[str, Any] = {}  # shared, never written to: avoids a dict per iteration
 _NO_CONTEXT = nullcontext()  # reusable, so one instance serves every iteration
-_get_lr = operator.itemgetter("lr")  # mapped over param groups: no comprehension frame per call
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
@@ -290,7 +288,7 @@ class OptimWrapper:
             >>> wrapper.get_lr()
             {'lr': [0.1]}
         """
-        result = {"lr": list(map(_get_lr, self.optimizer.param_groups))}
+        result = {"lr": [group["lr"] for group in self.optimizer.param_groups]}
         if self.base_param_settings is not None:
             result["base_lr"] = [self.base_param_settings["lr"]]
         return result
