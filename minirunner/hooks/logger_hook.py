@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from typing import Any, Sequence
@@ -74,16 +75,24 @@ class LoggerHook(Hook):
         if self._env_logged:  # once per runner, not again for a val() or test() after train()
             return
         self._env_logged = True
-        runner.logger.info("\n" + format_environment(collect_env(), _runtime_env(runner)))
+        # What is not logged is not formatted either (log_level='WARNING' skips it all).
+        verbose = runner.logger.isEnabledFor(logging.INFO)
+        if verbose:
+            runner.logger.info("\n" + format_environment(collect_env(), _runtime_env(runner)))
         cfg = getattr(runner, "cfg", None)
         if cfg is not None:
-            runner.logger.info("Config:\n" + cfg.pretty_text.rstrip("\n"), extra={"syntax": "python"})
+            if verbose:
+                runner.logger.info("Config:\n" + cfg.pretty_text.rstrip("\n"), extra={"syntax": "python"})
             add_config = getattr(runner.visualizer, "add_config", None)
             if add_config is not None:
                 add_config(cfg)
 
     def before_train(self, runner: Any) -> None:
-        if runner.optim_wrapper is not None and not isinstance(runner.optim_wrapper, dict):
+        if (
+            runner.optim_wrapper is not None
+            and not isinstance(runner.optim_wrapper, dict)
+            and runner.logger.isEnabledFor(logging.INFO)
+        ):
             table = format_param_groups(runner.model, runner.optim_wrapper)
             runner.logger.info("Parameter groups:\n" + table)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 import pytest
@@ -268,3 +269,21 @@ def test_out_dir_receives_a_copy_of_the_logs(tmp_path):
 def test_bad_out_dir():
     with pytest.raises(ConfigError, match="out_dir"):
         LoggerHook(out_dir=3)
+
+
+def test_start_of_run_summaries_are_not_built_when_info_is_not_logged(tmp_path, monkeypatch):
+    import minirunner.hooks.logger_hook as logger_hook
+
+    def fail(*args, **kwargs):
+        raise AssertionError("formatted although log_level hides it")
+
+    monkeypatch.setattr(logger_hook, "format_param_groups", fail)
+    monkeypatch.setattr(logger_hook, "format_environment", fail)
+    runner = Runner(**_cfg(tmp_path, logger=dict(interval=1), log_level="WARNING"))
+    runner.train()  # neither summary is formatted, and training runs
+    monkeypatch.undo()
+    shown = Runner(**_cfg(tmp_path / "info", logger=dict(interval=1), log_level="INFO"))
+    shown.train()
+    with open(os.path.join(shown.log_dir, f"{shown.timestamp}.log"), encoding="utf-8") as handle:
+        text = handle.read()
+    assert "Parameter groups:" in text

@@ -480,3 +480,23 @@ def test_step_and_zero_kwargs_reach_the_optimizer():
                           zero_kwargs=dict(set_to_none=False))
     assert closure_calls == [1]
     assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in model.parameters())
+
+
+@pytest.mark.parametrize("method", ["scale_loss", "backward", "should_update", "step", "zero_grad"])
+def test_update_params_calls_each_step_a_subclass_overrides(method):
+    # update_params runs the base class's steps inline; an override of any one of them
+    # must still be called, and the others must still happen.
+    calls = []
+
+    def recording(self, *args, **kwargs):
+        calls.append(method)
+        return getattr(OptimWrapper, method)(self, *args, **kwargs)
+
+    Recording = type("Recording", (OptimWrapper,), {method: recording})
+    model = nn.Linear(2, 1)
+    wrapper = Recording(torch.optim.SGD(model.parameters(), lr=0.1))
+    before = model.weight.detach().clone()
+    wrapper.update_params(model(torch.ones(3, 2)).sum())
+    assert calls == [method]
+    assert not torch.equal(model.weight, before) and model.weight.grad is None  # stepped, zeroed
+    assert wrapper.inner_count == 1
