@@ -19,7 +19,7 @@ ratio is printed for information; the criterion is the ratio to the raw loop.
 Case 'plain' is the above. Case 'features' adds gradient accumulation (2), clipping by norm
 and a linear warm-up followed by cosine annealing, on both sides.
 
-    python benchmarks/overhead.py [--repeats 11] [--cases plain features]
+    python benchmarks/overhead.py [--repeats 21] [--cases plain features]
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def runner_loop(dataset: SyntheticClassification, features: bool, work_dir: str)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Runner overhead against a hand-written loop.")
-    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--cases", nargs="+", default=["plain", "features"], choices=["plain", "features"])
     args = parser.parse_args()
     torch.set_num_threads(1)  # steadier timings; every side runs with the same setting
