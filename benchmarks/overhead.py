@@ -19,7 +19,7 @@ ratio is printed for information; the criterion is the ratio to the raw loop.
 Case 'plain' is the above. Case 'features' adds gradient accumulation (2), clipping by norm
 and a linear warm-up followed by cosine annealing, on both sides.
 
-    python benchmarks/overhead.py [--repeats 21] [--cases plain features]
+    python benchmarks/overhead.py [--repeats 21] [--cases plain features] [--no-pin]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -123,9 +124,13 @@ def runner_loop(dataset: SyntheticClassification, features: bool, work_dir: str)
 def main() -> None:
     parser = argparse.ArgumentParser(description="Runner overhead against a hand-written loop.")
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin the process to one core")
     parser.add_argument("--cases", nargs="+", default=["plain", "features"], choices=["plain", "features"])
     args = parser.parse_args()
     torch.set_num_threads(1)  # steadier timings; every side runs with the same setting
+    if args.pin and hasattr(os, "sched_setaffinity"):
+        # One core for the whole process: moving between cores mid-run adds noise to both sides.
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     logging.getLogger("raw-loop").setLevel(logging.WARNING)
     dataset = make_dataset()
     print(
