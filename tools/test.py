@@ -13,6 +13,7 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 from minirunner.config import Config, ConfigError, DictAction  # noqa: E402
+from minirunner.utils import one_line_error  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,18 +41,13 @@ def main(argv: list[str] | None = None) -> int:
 
         runner = Runner.from_cfg(cfg)
         metrics = runner.test()
-    except ConfigError as error:
-        print(f"config error: {error}", file=sys.stderr)
-        return 2
     except Exception as error:
-        # A damaged checkpoint, or one refused as unsafe: one line that says what to do.
-        # (The classes come from sys.modules: importing them up front would import torch
-        # before a config error could be reported.) Failures while writing keep their
-        # traceback.
-        module = sys.modules.get("minirunner.runner.checkpoint")
-        if module is None or not isinstance(error, (module.CorruptCheckpointError, module.UnsafeCheckpointError)):
+        # A bad config or checkpoint gets one line that says what to fix; anything else
+        # (a failure while training, writing, ...) keeps its traceback.
+        message = one_line_error(error)
+        if message is None:
             raise
-        print(f"checkpoint error: {error}", file=sys.stderr)
+        print(message, file=sys.stderr)
         return 2
     runner.logger.info(f"metrics: {metrics}")
     return 0

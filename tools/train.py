@@ -16,6 +16,7 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 from minirunner.config import Config, ConfigError, DictAction  # noqa: E402
+from minirunner.utils import one_line_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -147,18 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         runner_cls = RUNNERS.get(cfg["runner_type"]) if cfg.get("runner_type") else Runner
         runner = (runner_cls or Runner).from_cfg(cfg)
         runner.train()
-    except ConfigError as error:
-        print(f"config error: {error}", file=sys.stderr)
-        return 2
     except Exception as error:
-        # A damaged checkpoint, or one refused as unsafe: one line that says what to do.
-        # (The classes come from sys.modules: importing them up front would import torch
-        # before a config error could be reported.) Failures while writing keep their
-        # traceback.
-        module = sys.modules.get("minirunner.runner.checkpoint")
-        if module is None or not isinstance(error, (module.CorruptCheckpointError, module.UnsafeCheckpointError)):
+        # A bad config or checkpoint gets one line that says what to fix; anything else
+        # (a failure while training, writing, ...) keeps its traceback.
+        message = one_line_error(error)
+        if message is None:
             raise
-        print(f"checkpoint error: {error}", file=sys.stderr)
+        print(message, file=sys.stderr)
         return 2
     runner.logger.info(f"done. log: {runner.log_dir}; checkpoints and config: {runner.work_dir}")
     import torch.distributed as torch_dist

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class ConfigError(ValueError):
     """A problem in a config that its author can fix.
@@ -32,3 +34,19 @@ class ConfigError(ValueError):
 
     def __str__(self) -> str:
         return self._message()
+
+
+def one_line_error(error: BaseException) -> str | None:
+    """What a command-line tool prints, before exiting with status 2, for an error the user
+    fixes by changing an input: a config error, or a checkpoint that is damaged or refused as
+    unsafe. None for anything else, which should keep its traceback.
+
+    The checkpoint error classes are looked up in ``sys.modules``: importing them here would
+    import torch before a config error could be reported.
+    """
+    if isinstance(error, ConfigError):
+        return f"config error: {error}"
+    module = sys.modules.get("minirunner.runner.checkpoint")
+    if module is not None and isinstance(error, (module.CorruptCheckpointError, module.UnsafeCheckpointError)):
+        return f"checkpoint error: {error}"
+    return None

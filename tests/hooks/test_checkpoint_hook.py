@@ -12,6 +12,7 @@ from minirunner.hooks import CheckpointHook
 from minirunner.registry import METRICS
 from minirunner.runner import Runner
 from minirunner.utils import ConfigError
+from runner_support import loader_cfg as _data
 
 REQUIRED_KEYS = {"meta", "state_dict", "optimizer", "param_schedulers", "message_hub", "rng", "loop", "hooks"}
 
@@ -32,14 +33,6 @@ class ScriptedMetric(BaseMetric):
         value = self.values[self.calls]
         self.calls += 1
         return {"score": value, "loss": value}
-
-
-def _data(num_samples: int, batch_size: int, shuffle: bool = True) -> dict:
-    return dict(
-        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=4, num_classes=2),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=batch_size,
-    )
 
 
 def _cfg(work_dir, checkpoint: dict | None = None, max_epochs: int = 5, **overrides) -> dict:

@@ -12,6 +12,7 @@ from minirunner.hooks import ProgressBarHook
 from minirunner.logging import LOGGER_NAME, set_current_logger
 from minirunner.logging import progress
 from minirunner.runner import Runner
+from runner_support import loader_cfg as _data
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LOG_LINE = re.compile(r"^\d\d/\d\d \d\d:\d\d:\d\d - minirunner - INFO - (.*)$")
@@ -20,14 +21,6 @@ LOG_LINE = re.compile(r"^\d\d/\d\d \d\d:\d\d:\d\d - minirunner - INFO - (.*)$")
 class FakeTerminal(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-def _data(num_samples: int, batch_size: int, shuffle: bool = True) -> dict:
-    return dict(
-        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=4, num_classes=2),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=batch_size,
-    )
 
 
 def _cfg(work_dir, **overrides) -> dict:

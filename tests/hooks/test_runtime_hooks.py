@@ -13,16 +13,9 @@ import torch.nn.functional as F
 from minirunner.dataset import SyntheticClassification
 from minirunner.hooks import Hook
 from minirunner.runner import Runner
+from runner_support import loader_cfg as _data
 
 SEED = 11
-
-
-def _data(num_samples: int, batch_size: int, shuffle: bool = True) -> dict:
-    return dict(
-        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=4, num_classes=2),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=batch_size,
-    )
 
 
 def _cfg(work_dir, **overrides) -> dict:

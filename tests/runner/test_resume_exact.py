@@ -20,6 +20,7 @@ from minirunner.dataset import SyntheticClassification
 from minirunner.hooks import Hook
 from minirunner.registry import DATASETS
 from minirunner.runner import Runner
+from runner_support import loader_cfg
 
 ITERS_PER_EPOCH = 6  # 24 samples, batch 4
 MAX_ITERS = 18  # 3 epochs
@@ -40,11 +41,7 @@ class NoisyData(SyntheticClassification):
 
 
 def _data(num_samples: int, shuffle: bool, kind: str = "SyntheticClassification") -> dict:
-    return dict(
-        dataset=dict(type=kind, num_samples=num_samples, num_features=8, num_classes=3),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=4,
-    )
+    return loader_cfg(num_samples, 4, shuffle, num_features=8, num_classes=3, dataset=kind)
 
 
 def _cfg(work_dir, dtype: str = "bfloat16", **overrides) -> dict:

@@ -16,14 +16,11 @@ import torch
 from minirunner.hooks import Hook
 from minirunner.runner import Runner
 from minirunner.runner import TrainingInterrupted
+from runner_support import loader_cfg
 
 
 def _data(num_samples: int, shuffle: bool) -> dict:
-    return dict(
-        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=8, num_classes=3),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=4,
-    )
+    return loader_cfg(num_samples, 4, shuffle, num_features=8, num_classes=3)
 
 
 def _cfg(work_dir, **overrides) -> dict:

@@ -8,14 +8,7 @@ import pytest
 
 from minirunner.hooks import Hook
 from minirunner.runner import Runner
-
-
-def _data(num_samples: int, batch_size: int, shuffle: bool = True) -> dict:
-    return dict(
-        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=4, num_classes=2),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=batch_size,
-    )
+from runner_support import loader_cfg as _data
 
 
 def _cfg(work_dir, **overrides) -> dict:

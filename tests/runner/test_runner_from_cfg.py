@@ -10,14 +10,11 @@ import pytest
 from minirunner.config import Config
 from minirunner.runner import Runner
 from minirunner.utils import ConfigError
+from runner_support import loader_cfg
 
 
 def _data(num_samples: int = 8, batch_size: int = 4, shuffle: bool = True) -> dict:
-    return dict(
-        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=4, num_classes=2),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=batch_size,
-    )
+    return loader_cfg(num_samples, batch_size, shuffle)
 
 
 def _cfg(work_dir, **overrides) -> dict:

@@ -17,19 +17,12 @@ from minirunner.hooks import (
 from minirunner.registry import HOOKS
 from minirunner.runner import Runner
 from minirunner.utils import ConfigError
+from runner_support import loader_cfg as _data
 
 
 def _owner(handler):
     """The hook behind a dispatch-table entry: a bound method, or a partial of one."""
     return getattr(handler, "func", handler).__self__
-
-
-def _data(num_samples: int, batch_size: int, shuffle: bool = True) -> dict:
-    return dict(
-        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=4, num_classes=2),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=batch_size,
-    )
 
 
 def _cfg(work_dir, **overrides) -> dict:

@@ -11,14 +11,11 @@ import torch
 
 from minirunner.hooks import Hook
 from minirunner.runner import Runner
+from runner_support import loader_cfg
 
 
 def _data(num_samples: int, batch_size: int, shuffle: bool) -> dict:
-    return dict(
-        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=8, num_classes=3),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=batch_size,
-    )
+    return loader_cfg(num_samples, batch_size, shuffle, num_features=8, num_classes=3)
 
 
 def _cfg(work_dir, **overrides) -> dict:

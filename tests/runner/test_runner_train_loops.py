@@ -8,14 +8,11 @@ import torch
 from minirunner.dataset import SyntheticClassification
 from minirunner.hooks import Hook
 from minirunner.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
+from runner_support import loader_cfg
 
 
 def _data(num_samples: int = 32, batch_size: int = 8, shuffle: bool = True) -> dict:
-    return dict(
-        dataset=dict(type="SyntheticClassification", num_samples=num_samples, num_features=8, num_classes=3),
-        sampler=dict(type="DefaultSampler", shuffle=shuffle),
-        batch_size=batch_size,
-    )
+    return loader_cfg(num_samples, batch_size, shuffle, num_features=8, num_classes=3)
 
 
 def _cfg(work_dir, **overrides) -> dict:
