@@ -131,14 +131,7 @@ class _ParamScheduler:
                 _write_betas(groups)
             if self.verbose:
                 self._log_values(groups)
-        # _record_last_value, inlined: this runs for every scheduler on every iteration.
-        last = self._last_value
-        if len(last) == len(groups):
-            name = self.param_name
-            for i, group in enumerate(groups):
-                last[i] = group[name]
-        else:
-            self._record_last_value(groups)
+        self._record_last_value(groups)
 
     def _update(self, groups: list[dict]) -> None:
         """Set the values for step ``self.last_step`` (reference-style fallback).
