@@ -37,7 +37,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 import torch  # noqa: E402
 
-from minirunner.runner.checkpoint import (  # noqa: E402
+from minirunner.checkpoint import (  # noqa: E402
     save_checkpoint_file,
     verify_checkpoint,
     wait_for_checkpoint_writes,

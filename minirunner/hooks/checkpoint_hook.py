@@ -6,6 +6,7 @@ import math
 import os
 from typing import Any, Callable
 
+from minirunner.checkpoint import delete_checkpoint, remove_stale_temporaries, resolve_stored_name
 from minirunner.registry import HOOKS
 from minirunner.utils import ConfigError, did_you_mean
 
@@ -22,7 +23,8 @@ class CheckpointHook(Hook):
         by_epoch: count epochs (True) or iterations.
         save_optimizer: include the optimizer wrapper's state (needed to resume).
         save_param_scheduler: include the schedulers' state (needed to resume).
-        out_dir: where to save; the work dir by default.
+        out_dir: save into ``<out_dir>/<work dir name>`` instead of the work dir (as in
+            MMEngine); after ``before_train`` this attribute holds that folder.
         max_keep_ckpts: keep only this many interval checkpoints (-1 keeps all); older ones
             are deleted after the new one is safely written.
         save_last: also save at the end of training when that is not on an interval.
@@ -30,6 +32,13 @@ class CheckpointHook(Hook):
             checkpoint with the best value as ``best_<metric>_<epoch|iter>_<N>.pth``.
         rule: 'greater' or 'less' (one per save_best metric); inferred from the name if None.
         filename_tmpl: the file name pattern; defaults to 'epoch_{}.pth' / 'iter_{}.pth'.
+
+    The hook deletes only files it wrote itself: its state (saved in every checkpoint) names
+    them relative to the checkpoint folder, and every deletion goes through
+    :func:`minirunner.checkpoint.delete_checkpoint`, which ignores names that lead out of the
+    folder. A run resumed in another work dir (a copy, or ``--resume OTHER/x.pth``) counts
+    only the files of its own folder. A checkpoint saved on SIGTERM/SIGINT (``iter_N.pth``)
+    stands in until the next regular checkpoint is in place, then goes.
     """
 
     priority = "VERY_LOW"
@@ -51,6 +60,8 @@ class CheckpointHook(Hook):
             raise ConfigError(f"interval must be a positive int or -1, got {interval!r}", key="interval")
         if not isinstance(max_keep_ckpts, int) or (max_keep_ckpts < 1 and max_keep_ckpts != -1):
             raise ConfigError(f"max_keep_ckpts must be a positive int or -1, got {max_keep_ckpts!r}", key="max_keep_ckpts")
+        if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+            raise ConfigError(f"out_dir must be a folder path or None, got {out_dir!r}", key="out_dir")
         self.interval = interval
         self.by_epoch = by_epoch
         self.save_optimizer = save_optimizer
@@ -70,19 +81,41 @@ class CheckpointHook(Hook):
                     key="rule",
                 )
         self.rules = rules
+        self._out_dir_root = None if out_dir is None else os.fspath(out_dir)
+        # Names relative to the checkpoint folder (never paths: see the class docstring).
         self.kept: list[str] = []  # interval checkpoints still on disk, oldest first
+        self.interrupted: list[str] = []  # SIGTERM/SIGINT checkpoints, until the next regular one
         self.best_scores: dict[str, float] = {}
-        self.best_paths: dict[str, str] = {}
+        self.best_paths: dict[str, str] = {}  # metric -> name of its best checkpoint
+
+    def checkpoint_folder(self, work_dir: str) -> str:
+        """Where this hook saves for a run in ``work_dir``: the work dir, or
+        ``<out_dir>/<work dir name>``."""
+        if self._out_dir_root is None:
+            return os.path.abspath(work_dir)
+        return os.path.abspath(os.path.join(self._out_dir_root, os.path.basename(os.path.normpath(work_dir))))
 
     def before_train(self, runner: Any) -> None:
-        if self.out_dir is None:
-            self.out_dir = runner.work_dir
+        self.out_dir = self.checkpoint_folder(runner.work_dir)
+        # Names restored from a checkpoint that another folder wrote (a copied, moved or
+        # branched work dir) are not this folder's files: counting them would delete this
+        # run's own checkpoints early. Unsafe names are dropped with a warning.
+        self.kept = self._own_files(self.kept)
+        self.interrupted = self._own_files(self.interrupted)
+        self.best_paths = {
+            metric: name for metric, name in self.best_paths.items() if self._own_files([name])
+        }
         if runner.rank == 0:
-            # Imported here: minirunner.runner imports the hooks package.
-            from minirunner.runner.checkpoint import remove_stale_temporaries
-
             # Files a killed writer left behind (never renamed into place, so never used).
             remove_stale_temporaries(self.out_dir)
+
+    def _own_files(self, names: list) -> list[str]:
+        own = []
+        for name in names:
+            path = resolve_stored_name(self.out_dir, name, "the CheckpointHook state entry")
+            if path is not None and os.path.isfile(path) and name not in own:
+                own.append(name)
+        return own
 
     # ------------------------------------------------------------------ interval saves
     def after_train_epoch(self, runner: Any) -> None:
@@ -108,31 +141,37 @@ class CheckpointHook(Hook):
     def save_interrupted(self, runner: Any) -> str:
         """Save ``iter_<N>.pth`` between iterations (the loop calls this on SIGTERM/SIGINT).
 
-        It counts as an interval checkpoint for ``max_keep_ckpts``. Returns the path.
+        The file is a stand-in: the next regular checkpoint replaces it. Returns the path.
         """
         if self.out_dir is None:
-            self.out_dir = runner.work_dir
-        return self._save(runner, f"iter_{runner.iter}.pth", meta={"epoch": runner.epoch, "iter": runner.iter})
+            self.out_dir = self.checkpoint_folder(runner.work_dir)
+        filename = f"iter_{runner.iter}.pth"
+        if filename not in self.interrupted and filename not in self.kept:
+            self.interrupted.append(filename)
+        return self._write(runner, filename, [], meta={"epoch": runner.epoch, "iter": runner.iter})
 
-    def _save(self, runner: Any, filename: str, meta: dict | None = None) -> str:
+    def _save(self, runner: Any, filename: str) -> str:
         # Listed before saving, so the copy of this hook's state inside the new checkpoint
         # already names it and no longer names the files it replaces.
-        planned = os.path.join(self.out_dir, filename)
-        if planned not in self.kept:
-            self.kept.append(planned)
-        old = []
+        if filename not in self.kept:
+            self.kept.append(filename)
+        old = [(name, "superseded preemption checkpoint") for name in self.interrupted if name != filename]
+        self.interrupted = []
         if self.max_keep_ckpts > 0:
             while len(self.kept) > self.max_keep_ckpts:
-                old.append(self.kept.pop(0))
+                old.append((self.kept.pop(0), f"max_keep_ckpts={self.max_keep_ckpts}"))
+        return self._write(runner, filename, [(name, why) for name, why in old if name != filename])
+
+    def _write(self, runner: Any, filename: str, old: list[tuple[str, str]], meta: dict | None = None) -> str:
+        folder = self.out_dir
 
         def remove_old() -> None:
             # Runs only once the new file is safely in place (after its fsync and rename).
-            for path in old:
-                if path != planned and os.path.isfile(path):
-                    os.remove(path)
+            for name, reason in old:
+                delete_checkpoint(folder, name, reason)
 
         path = runner.save_checkpoint(
-            self.out_dir,
+            folder,
             filename,
             save_optimizer=self.save_optimizer,
             save_param_scheduler=self.save_param_scheduler,
@@ -167,14 +206,14 @@ class CheckpointHook(Hook):
             unit, count = ("epoch", runner.epoch) if self.by_epoch else ("iter", runner.iter)
             filename = f"best_{metric.replace('/', '_')}_{unit}_{count}.pth"
             old = self.best_paths.get(metric)
-            planned = os.path.join(self.out_dir or runner.work_dir, filename)
+            folder = self.out_dir or self.checkpoint_folder(runner.work_dir)
 
-            def remove_old(old: str | None = old, planned: str = planned) -> None:
-                if old and old != planned and os.path.isfile(old):
-                    os.remove(old)
+            def remove_old(old: str | None = old, folder: str = folder, new: str = filename) -> None:
+                if old is not None and old != new:
+                    delete_checkpoint(folder, old, f"replaced by the new best {new}")
 
             path = runner.save_checkpoint(
-                self.out_dir or runner.work_dir,
+                folder,
                 filename,
                 save_optimizer=False,
                 save_param_scheduler=False,
@@ -185,14 +224,32 @@ class CheckpointHook(Hook):
                 background=True,
                 then=remove_old,  # the previous best goes only once the new one is in place
             )
-            self.best_paths[metric] = path
+            self.best_paths[metric] = filename
             runner.logger.info(f"the best {metric} so far is {value:.4f}; saved {path}")
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        return {"kept": list(self.kept), "best_scores": dict(self.best_scores), "best_paths": dict(self.best_paths)}
+        return {
+            "kept": list(self.kept),
+            "interrupted": list(self.interrupted),
+            "best_scores": dict(self.best_scores),
+            "best_paths": dict(self.best_paths),
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        self.kept = list(state.get("kept", []))
-        self.best_scores = dict(state.get("best_scores", {}))
-        self.best_paths = dict(state.get("best_paths", {}))
+        # Untrusted input: names are checked against the folder in before_train, and again
+        # by delete_checkpoint before anything is deleted.
+        self.kept = _names(state.get("kept"))
+        self.interrupted = _names(state.get("interrupted"))
+        best_paths = state.get("best_paths")
+        self.best_paths = dict(best_paths) if isinstance(best_paths, dict) else {}
+        best_scores = state.get("best_scores")
+        self.best_scores = {
+            metric: float(value)
+            for metric, value in (best_scores.items() if isinstance(best_scores, dict) else ())
+            if isinstance(value, (int, float))
+        }
+
+
+def _names(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else []

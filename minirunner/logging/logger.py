@@ -11,6 +11,7 @@ above it rather than through it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -121,16 +122,30 @@ def get_logger(name: str = LOGGER_NAME, log_level: int | str | None = None) -> l
     return logger
 
 
+class _FolderMakingFileHandler(logging.FileHandler):
+    """A file handler that creates its file, and the folder, with the first line it writes:
+    a run that fails before logging anything (a config error) leaves no empty log folder."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, mode="a", encoding="utf-8", delay=True)
+
+    def _open(self):  # noqa: ANN202 (logging's own signature)
+        os.makedirs(os.path.dirname(self.baseFilename), exist_ok=True)
+        return super()._open()
+
+
 def add_log_file(
     path: str, logger: logging.Logger | None = None, log_level: int | str = logging.INFO
 ) -> logging.FileHandler:
     """Also write ``logger``'s lines (default: the current logger) to the file ``path``.
 
+    The file (and its folder) is created when the first line is written.
+
     Only rank 0 should call this (the Runner does). Returns the handler so the caller can
     remove and close it when the run ends.
     """
     logger = logger or get_current_logger()
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler = _FolderMakingFileHandler(path)
     handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
     handler.setLevel(_to_level(log_level))
     logger.addHandler(handler)

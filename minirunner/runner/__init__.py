@@ -1,6 +1,7 @@
 """The Runner, its loops, the log processor and checkpoint I/O."""
 
-from .checkpoint import (
+# The checkpoint file layer lives in minirunner.checkpoint; these names stay importable here.
+from minirunner.checkpoint import (
     CheckpointError,
     CorruptCheckpointError,
     UnsafeCheckpointError,

@@ -15,7 +15,7 @@ import minirunner
 from minirunner import dist
 from minirunner.model.wrappers import is_model_wrapper
 
-from .checkpoint import (
+from minirunner.checkpoint import (
     load_checkpoint_file,
     load_latest_checkpoint,
     remove_stale_temporaries,
@@ -56,7 +56,7 @@ class CheckpointMixin:
             path = None
             if dist.is_main_process():
                 remove_stale_temporaries(self._work_dir)
-                found = load_latest_checkpoint(self._work_dir)
+                found = load_latest_checkpoint(self._work_dir, folders=self._checkpoint_folders())
                 if found is not None:
                     path, checkpoint = found
             # Every rank resumes from rank 0's choice (their folders may differ).
@@ -70,6 +70,16 @@ class CheckpointMixin:
         else:
             path = str(resume)
         return self._accept_resume(path, load_checkpoint_file(path))
+
+    def _checkpoint_folders(self) -> list[str]:
+        """The folders this run's checkpoints go to: the work dir, and each checkpoint
+        hook's ``<out_dir>/<work dir name>``."""
+        folders = [self._work_dir]
+        for hook in self._hooks:
+            folder_of = getattr(hook, "checkpoint_folder", None)
+            if callable(folder_of):
+                folders.append(folder_of(self._work_dir))
+        return list(dict.fromkeys(folders))
 
     def _accept_resume(self, path: str, checkpoint: dict) -> dict:
         checkpoint.setdefault("meta", {})
@@ -108,7 +118,7 @@ class CheckpointMixin:
                 as the best checkpoint, which a resume must not pick up.
             background: return once the state is serialised; the fsync, the rename, the
                 pointer and ``then`` follow on a helper thread (the next save, the end of
-                training and :func:`~minirunner.runner.checkpoint.wait_for_checkpoint_writes`
+                training and :func:`~minirunner.checkpoint.wait_for_checkpoint_writes`
                 wait for them).
             then: called once the file is safely in place (e.g. to delete old files).
         """
@@ -204,13 +214,28 @@ class CheckpointMixin:
             self._loading_weights_only = False
         state = checkpoint.get("state_dict", checkpoint)
         state = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
-        result = _unwrap(self.model).load_state_dict(state, strict=strict)
+        model = _unwrap(self.model)
+        mismatched = []
+        if not strict:
+            # As in MMEngine: a tensor of another shape is skipped, not a crash.
+            own = model.state_dict()
+            for key in list(state):
+                value = state[key]
+                if key in own and isinstance(value, torch.Tensor) and value.shape != own[key].shape:
+                    mismatched.append(f"{key} (checkpoint {tuple(value.shape)}, model {tuple(own[key].shape)})")
+                    del state[key]
+        result = model.load_state_dict(state, strict=strict)
+        if mismatched:
+            self.logger.warning(
+                f"load_from: skipped {len(mismatched)} tensor(s) of {filename} whose shape differs from the "
+                f"model's (left as initialised): {', '.join(mismatched)}"
+            )
         report = f"load_from: loaded the weights of {filename} (weights only: optimizer, schedulers and counters start afresh)"
         if result.missing_keys:
             report += f"; missing keys (left as initialised): {', '.join(result.missing_keys)}"
         if result.unexpected_keys:
             report += f"; unexpected keys (ignored): {', '.join(result.unexpected_keys)}"
-        if not result.missing_keys and not result.unexpected_keys:
+        if not result.missing_keys and not result.unexpected_keys and not mismatched:
             report += "; every key matched"
         self.logger.info(report)
         return checkpoint

@@ -22,7 +22,7 @@ import torch
 from minirunner import dist
 from minirunner.logging import print_log
 
-from .checkpoint import wait_for_checkpoint_writes
+from minirunner.checkpoint import wait_for_checkpoint_writes
 
 _NEVER = sys.maxsize  # an iteration count no run reaches: "no signal check due"
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)

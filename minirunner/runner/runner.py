@@ -15,6 +15,7 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 
+from minirunner.checkpoint import WorkDirLock, WorkDirLockedError
 from minirunner.config import Config
 from minirunner.dist import (
     broadcast_object,
@@ -41,7 +42,7 @@ from minirunner.registry import (
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
 from .default_hooks import DEFAULT_HOOKS
-from .checkpointing import CheckpointMixin
+from .checkpoint_methods import CheckpointMixin
 from .randomness import set_random_seed
 
 # Config keys that from_cfg reads besides the Runner's own arguments.
@@ -116,9 +117,11 @@ class Runner(CheckpointMixin):
         self._timestamp = broadcast_object(time.strftime("%Y%m%d_%H%M%S", time.localtime()))
         self._experiment_name = experiment_name or self._timestamp
         self._log_dir = os.path.join(self._work_dir, self._timestamp)
-        if is_main_process():
-            os.makedirs(self._log_dir, exist_ok=True)
+        # The log folder appears with the first line logged (see add_log_file).
         self._logger = self._build_logger(log_level)
+        if self.cfg is not None:
+            for message in _unused_key_notes(self.cfg, type(self)):
+                _log_to_file_only(self._logger, logging.WARNING, message)  # from_cfg warned already
         if is_distributed():
             self._logger.info(
                 f"distributed: {get_world_size()} processes, backend {torch_dist.get_backend()}; "
@@ -134,7 +137,10 @@ class Runner(CheckpointMixin):
             self.log_processor = self.build_log_processor(log_processor, train_cfg)
 
         self._default_scope = default_scope
-        self._load_from = load_from
+        self._load_from = _checked_checkpoint_path(load_from, "load_from")
+        if resume not in (True, False, None, "auto"):
+            resume = _checked_checkpoint_path(resume, "resume")
+        self._lock = WorkDirLock(self._work_dir)
         self._has_loaded = False  # load_from is applied once, not again by a later val()/test()
         self._resume = resume
         self._auto_scale_lr = auto_scale_lr
@@ -161,8 +167,6 @@ class Runner(CheckpointMixin):
         self._hook_names: dict[int, str] = {}
         self._hook_table: dict[str, list] = {event: [] for event in EVENTS}
         self.register_hooks(default_hooks, custom_hooks)
-        if self.cfg is not None and is_main_process() and self.cfg.filename:
-            self.cfg.dump(os.path.join(self._work_dir, os.path.basename(self.cfg.filename)))
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -177,16 +181,11 @@ class Runner(CheckpointMixin):
         if cfg.get("runner_type"):
             with config_key("runner_type"):
                 runner_cls = _runner_class(cfg["runner_type"])
+        # Warned here, before building can fail because of the typo; the Runner also writes
+        # these lines into its log file.
+        for message in _unused_key_notes(cfg, runner_cls):
+            warnings.warn(message, stacklevel=2)
         accepted = _accepted_arguments(runner_cls)
-        for key in cfg:
-            if key not in accepted and key not in _EXTRA_CFG_KEYS and not key.startswith("_"):
-                # A strict cutoff: configs are full of helper names (data_root, tta_model) that
-                # a loose match would flag; real typos of these long keys score above 0.85.
-                close = difflib.get_close_matches(key, accepted + list(_EXTRA_CFG_KEYS), n=1, cutoff=0.85)
-                if close:
-                    warnings.warn(
-                        f"config key '{key}' is not used by the Runner. Did you mean '{close[0]}'?", stacklevel=2
-                    )
         kwargs = {key: copy.deepcopy(cfg[key]) for key in cfg if key in accepted}
         return runner_cls(**kwargs, cfg=cfg)
 
@@ -578,7 +577,37 @@ class Runner(CheckpointMixin):
 
     # ------------------------------------------------------------------ running
     def train(self) -> nn.Module:
-        """Train, validating as configured; return the trained model."""
+        """Train, validating as configured; return the trained model.
+
+        Rank 0 holds the work dir's lock (``.minirunner.lock``) until training ends: a
+        second ``train()`` in the same work dir raises :class:`WorkDirLockedError` at once.
+        """
+        self._lock_work_dir()
+        try:
+            self._dump_config(self._work_dir)
+            return self._train()
+        finally:
+            self._lock.release()
+
+    def _lock_work_dir(self) -> None:
+        refusal = None
+        if is_main_process():
+            try:
+                self._lock.acquire()
+            except WorkDirLockedError as error:
+                refusal = str(error)
+        # Every rank stops when rank 0 cannot lock (else they would wait for it forever).
+        refusal = broadcast_object(refusal)
+        if refusal is not None:
+            raise WorkDirLockedError(refusal)
+
+    def _dump_config(self, folder: str) -> None:
+        """Write the config (rank 0) as ``<folder>/<config file name>``: the work dir for
+        training, the run's own log folder for ``val()``/``test()``."""
+        if self.cfg is not None and is_main_process() and self.cfg.filename:
+            self.cfg.dump(os.path.join(folder, os.path.basename(self.cfg.filename)))
+
+    def _train(self) -> nn.Module:
         checkpoint = self._checkpoint_to_resume()
         # Rank 0 saved the checkpoint: its seed lacks the offset diff_rank_seed adds per rank.
         own_seed = self._seed - (get_rank() if self._randomness.get("diff_rank_seed") else 0)
@@ -618,6 +647,7 @@ class Runner(CheckpointMixin):
             raise RuntimeError(
                 f"this runner has no {mode} set up: give {mode}_dataloader, {mode}_cfg and {mode}_evaluator"
             )
+        self._dump_config(self._log_dir)
         self.call_hook("before_run")
         if self._load_from and not self._has_loaded:
             self.load_checkpoint(self._load_from)
@@ -654,6 +684,49 @@ class Runner(CheckpointMixin):
             f"auto_scale_lr: lr scaled by {ratio:g} = world size {get_world_size()} x batch size "
             f"{per_process} per process / base_batch_size {cfg['base_batch_size']}; lr is now {shown}"
         )
+
+def _unused_key_notes(cfg: Config, runner_cls: type) -> list[str]:
+    """One line for each top-level key that no Runner reads and that looks like a misspelt
+    key it does read (``optim_wraper``)."""
+    accepted = _accepted_arguments(runner_cls) + list(_EXTRA_CFG_KEYS)
+    notes = []
+    for key in cfg:
+        if key not in accepted and not key.startswith("_"):
+            # A strict cutoff: configs are full of helper names (data_root, tta_model) that
+            # a loose match would flag; real typos of these long keys score above 0.85.
+            close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.85)
+            if close:
+                notes.append(f"config key '{key}' is not used by the Runner. Did you mean '{close[0]}'?")
+    return notes
+
+
+def _log_to_file_only(logger: logging.Logger, level: int, message: str) -> None:
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler) and level >= handler.level:
+            handler.handle(record)
+
+
+def _checked_checkpoint_path(path: Any, key: str) -> str | None:
+    """``path`` (``load_from`` or ``resume``) if it names an existing file; else a ConfigError."""
+    if path is None or path == "":
+        return None
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"must be a checkpoint file path, got {path!r}", key=key)
+    path = os.fspath(path)
+    if "://" in path:
+        raise ConfigError(
+            f"{path} is a URL; minirunner reads local files only. Download it first (e.g. "
+            f"`wget {path}`) and set {key} to the downloaded file",
+            key=key,
+        )
+    if os.path.isdir(path):
+        hint = " (resume='auto' takes the newest checkpoint of the work dir)" if key == "resume" else ""
+        raise ConfigError(f"{path} is a directory; name a checkpoint file{hint}", key=key)
+    if not os.path.isfile(path):
+        raise ConfigError(f"checkpoint not found: {path}", key=key)
+    return path
+
 
 def _accepted_arguments(runner_cls: type) -> list[str]:
     """The config keys ``runner_cls.__init__`` takes: its named arguments, plus every Runner

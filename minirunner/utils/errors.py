@@ -38,15 +38,20 @@ class ConfigError(ValueError):
 
 def one_line_error(error: BaseException) -> str | None:
     """What a command-line tool prints, before exiting with status 2, for an error the user
-    fixes by changing an input: a config error, or a checkpoint that is damaged or refused as
-    unsafe. None for anything else, which should keep its traceback.
+    fixes by changing an input: a config error, a checkpoint that is damaged or refused as
+    unsafe, or a work dir that another training run holds. None for anything else, which
+    should keep its traceback.
 
     The checkpoint error classes are looked up in ``sys.modules``: importing them here would
     import torch before a config error could be reported.
     """
     if isinstance(error, ConfigError):
         return f"config error: {error}"
-    module = sys.modules.get("minirunner.runner.checkpoint")
-    if module is not None and isinstance(error, (module.CorruptCheckpointError, module.UnsafeCheckpointError)):
+    module = sys.modules.get("minirunner.checkpoint.errors")
+    if module is None:
+        return None
+    if isinstance(error, (module.CorruptCheckpointError, module.UnsafeCheckpointError)):
         return f"checkpoint error: {error}"
+    if isinstance(error, module.WorkDirLockedError):
+        return f"error: {error}"
     return None

@@ -63,7 +63,7 @@ def test_epoch_checkpoints_and_pointer(tmp_path):
     Runner(**_cfg(tmp_path, dict(interval=2))).train()
     # Every 2 epochs, plus the last one (save_last defaults to True).
     assert _pth_files(tmp_path) == ["epoch_2.pth", "epoch_4.pth", "epoch_5.pth"]
-    assert _pointer(tmp_path) == str(tmp_path / "epoch_5.pth")
+    assert _pointer(tmp_path) == "epoch_5.pth"  # relative: a copied or moved work dir points at its own
     # Nothing half-written is left behind.
     assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
 
@@ -102,9 +102,10 @@ def test_max_keep_ckpts_deletes_the_oldest(tmp_path):
 def test_out_dir(tmp_path):
     out = tmp_path / "elsewhere"
     Runner(**_cfg(tmp_path / "work", dict(interval=5, out_dir=str(out)))).train()
-    assert _pth_files(out) == ["epoch_5.pth"]
+    # As in MMEngine: <out_dir>/<work dir name>.
+    assert _pth_files(out / "work") == ["epoch_5.pth"]
     assert _pth_files(tmp_path / "work") == []
-    assert _pointer(tmp_path / "work") == str(out / "epoch_5.pth")
+    assert _pointer(tmp_path / "work") == str(out / "work" / "epoch_5.pth")
 
 
 def test_checkpoint_contents_load_with_weights_only(tmp_path):
@@ -207,7 +208,7 @@ def test_bad_options_are_config_errors(kwargs, match):
 
 
 def test_max_keep_ckpts_deletes_only_after_the_new_file_is_in_place(tmp_path, monkeypatch):
-    from minirunner.runner import checkpoint as checkpoint_io
+    from minirunner.checkpoint import atomic as checkpoint_io
 
     real_fsync = checkpoint_io._fsync_file
 
@@ -226,7 +227,7 @@ def test_max_keep_ckpts_deletes_only_after_the_new_file_is_in_place(tmp_path, mo
 
 
 def test_stale_temporary_files_are_removed_before_training(tmp_path):
-    from minirunner.runner.checkpoint import _host_tag
+    from minirunner.checkpoint.atomic import _host_tag
 
     stale = tmp_path / f".epoch_1.pth.tmp-{_host_tag()}-999999999"
     stale.write_bytes(b"half a checkpoint")

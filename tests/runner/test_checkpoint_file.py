@@ -8,8 +8,8 @@ import zipfile
 import pytest
 import torch
 
-from minirunner.runner import checkpoint as ckpt
-from minirunner.runner.checkpoint import (
+from minirunner.checkpoint import atomic as ckpt
+from minirunner.checkpoint import (
     CONVERT_TOOL,
     CheckpointError,
     CorruptCheckpointError,

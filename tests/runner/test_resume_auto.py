@@ -11,7 +11,7 @@ import torch
 
 from minirunner.hooks import Hook
 from minirunner.runner import Runner
-from minirunner.runner.checkpoint import CorruptCheckpointError, UnsafeCheckpointError, find_latest_checkpoint
+from minirunner.checkpoint import CorruptCheckpointError, UnsafeCheckpointError, find_latest_checkpoint
 from runner_support import loader_cfg
 
 

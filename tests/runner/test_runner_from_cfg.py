@@ -135,6 +135,8 @@ def test_work_dir_defaults_to_work_dirs_config_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = Runner.from_cfg(Config.fromfile(str(config)))
     assert runner.work_dir == os.path.join(str(tmp_path), "work_dirs", "my_experiment")
+    # The config is dumped when training starts, once the run holds the work dir's lock.
+    runner.train()
     assert os.path.isfile(os.path.join(runner.work_dir, "my_experiment.py"))
 
 

@@ -116,4 +116,4 @@ def test_nothing_written_outside_the_work_dir(tmp_path, monkeypatch):
     top = set(os.listdir(tmp_path / "out"))
     timestamps = {name for name in top if re.fullmatch(r"\d{8}_\d{6}", name)}
     assert len(timestamps) == 1
-    assert top - timestamps == {"epoch_1.pth", "epoch_2.pth", "last_checkpoint", "placed.py"}
+    assert top - timestamps == {"epoch_1.pth", "epoch_2.pth", "last_checkpoint", "placed.py", ".minirunner.lock"}

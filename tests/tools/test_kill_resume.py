@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from minirunner.runner.checkpoint import verify_checkpoint
+from minirunner.checkpoint import verify_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 20240901
@@ -144,7 +144,7 @@ def _assert_consistent(work: Path) -> None:
         verify_checkpoint(str(path))
     pointer = work / "last_checkpoint"
     if pointer.exists():
-        verify_checkpoint(pointer.read_text())
+        verify_checkpoint(str(work / pointer.read_text()))  # relative to the work dir
 
 
 def _logged_losses(work: Path) -> dict[int, set[float]]:

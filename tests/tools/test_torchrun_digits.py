@@ -210,7 +210,7 @@ def test_a_failing_rank_fails_the_whole_job(runs):
     assert crashed.returncode != 0, crashed.stdout[-4000:]
     assert "probe: rank 1 fails on purpose" in crashed.stdout
     # The first two epochs were saved before the failure; rank 0 got no further.
-    assert runs["after_crash"] == ["crash.py", "epoch_1.pth", "epoch_2.pth", "last_checkpoint"]
+    assert runs["after_crash"] == [".minirunner.lock", "crash.py", "epoch_1.pth", "epoch_2.pth", "last_checkpoint"]
     assert not re.search(r"Epoch\(train\) +\[3\]", crashed.stdout)
 
 
@@ -279,8 +279,8 @@ def test_only_rank_zero_writes_logs_checkpoints_and_the_config(runs):
         log = (log_dir / f"{log_dir.name}.log").read_text()
         assert log.count("distributed: 2 processes") == 1
     files = sorted(p.name for p in dist.iterdir() if p.is_file())
-    assert files == ["crash.py", "dist.py", "epoch_1.pth", "epoch_2.pth", "epoch_3.pth", "last_checkpoint"]
-    assert (dist / "last_checkpoint").read_text().strip() == str(dist / "epoch_3.pth")
+    assert files == [".minirunner.lock", "crash.py", "dist.py", "epoch_1.pth", "epoch_2.pth", "epoch_3.pth", "last_checkpoint"]
+    assert (dist / "last_checkpoint").read_text().strip() == "epoch_3.pth"
     # Rank 1 logs nothing below a warning: each training line reaches the console once.
     assert len(re.findall(r"Epoch\(train\) +\[3\]\[ *5/21\]", runs["resumed"].stdout)) == 1
 

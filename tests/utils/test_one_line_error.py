@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minirunner.runner.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
+from minirunner.checkpoint import CorruptCheckpointError, UnsafeCheckpointError
 from minirunner.utils import ConfigError, one_line_error
 
 
