@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import warnings
 from typing import Any
 
@@ -103,6 +104,14 @@ class FirstBatches:
 
 
 def dry_run(cfg: Config) -> None:
+    """Build everything and run 2 train and 1 val iteration in a scratch work dir that is
+    deleted afterwards: the configured work dir is neither created nor written (nor locked)."""
+    with tempfile.TemporaryDirectory(prefix="minirunner-dry-run-") as scratch:
+        cfg.work_dir = scratch
+        _dry_run_in(cfg)
+
+
+def _dry_run_in(cfg: Config) -> None:
     from minirunner.hooks import Hook
     from minirunner.runner import Runner
 
@@ -114,6 +123,8 @@ def dry_run(cfg: Config) -> None:
     if cfg.get("default_hooks") is None:
         cfg.default_hooks = {}
     cfg.default_hooks.checkpoint = None
+    if cfg.default_hooks.get("logger") is not None:
+        cfg.default_hooks.logger.out_dir = None  # no copy of the logs either
     cfg.resume = False
     # train_cfg stays as configured, so the schedulers are built (and checked) as in the real
     # run; a 2-batch dataloader and a stop flag cut training short instead.
@@ -127,7 +138,19 @@ def dry_run(cfg: Config) -> None:
         runner.val_loop.dataloader = FirstBatches(runner.val_loop.dataloader, 1)
         runner.val_loop.run()
     ran = "2 train and 1 val iteration" if runner.val_loop is not None else "2 train iterations"
-    runner.logger.info(f"dry run finished: {ran} ran; nothing was saved (log: {runner.log_dir})")
+    runner.logger.info(f"dry run finished: {ran} ran; nothing was saved")
+
+
+def report_disk_full(runner: Any, error: BaseException) -> None:
+    """One ERROR line on the console (and in the log); the traceback in the log file only."""
+    import logging
+    import traceback
+
+    from minirunner.logging import log_to_files_only
+
+    log_to_files_only(runner.logger, logging.ERROR, "".join(traceback.format_exception(error)).rstrip())
+    logging.raiseExceptions = False  # the log file may sit on the full disk: no "Logging error" dump
+    runner.logger.error(str(error))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,9 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         from minirunner.registry import RUNNERS
         from minirunner.runner import Runner
 
+        from minirunner.checkpoint import DiskFullError
+
         runner_cls = RUNNERS.get(cfg["runner_type"]) if cfg.get("runner_type") else Runner
         runner = (runner_cls or Runner).from_cfg(cfg)
-        runner.train()
+        try:
+            runner.train()
+        except DiskFullError as error:
+            report_disk_full(runner, error)
+            return 1
     except Exception as error:
         # A bad config or checkpoint gets one line that says what to fix; anything else
         # (a failure while training, writing, ...) keeps its traceback.

@@ -6,6 +6,7 @@ from .logger import (
     add_log_file,
     get_current_logger,
     get_logger,
+    log_to_files_only,
     print_log,
     set_current_logger,
 )
@@ -15,5 +16,5 @@ from .tracebacks import install_rich_traceback
 
 __all__ = [
     "HistoryBuffer", "MessageHub", "LOGGER_NAME", "add_log_file", "get_current_logger", "get_logger",
-    "install_rich_traceback", "print_log", "progress_bar", "set_current_logger",
+    "install_rich_traceback", "log_to_files_only", "print_log", "progress_bar", "set_current_logger",
 ]

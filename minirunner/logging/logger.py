@@ -152,6 +152,23 @@ def add_log_file(
     return handler
 
 
+def log_to_files_only(logger: logging.Logger, level: int, message: str) -> None:
+    """Write ``message`` to ``logger``'s log files but not to the console: for what the
+    console already showed another way (a Python warning, a one-line error).
+
+    A file that cannot be written (the disk is full) is skipped silently: this is called
+    while another error is being reported.
+    """
+    record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None)
+    raising, logging.raiseExceptions = logging.raiseExceptions, False
+    try:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler) and level >= handler.level:
+                handler.handle(record)
+    finally:
+        logging.raiseExceptions = raising
+
+
 def set_current_logger(logger: logging.Logger | str) -> None:
     """Make ``logger`` the one that ``print_log(..., logger='current')`` writes to."""
     global _current_logger_name

@@ -27,7 +27,7 @@ from minirunner.dist import (
 )
 from minirunner.hooks import Hook, get_priority
 from minirunner.hooks.hook import EVENTS
-from minirunner.logging import MessageHub, add_log_file, get_logger, set_current_logger
+from minirunner.logging import MessageHub, add_log_file, get_logger, log_to_files_only, set_current_logger
 from minirunner.model.wrappers import wrap_distributed
 from minirunner.registry import (
     EVALUATOR,
@@ -121,7 +121,7 @@ class Runner(CheckpointMixin):
         self._logger = self._build_logger(log_level)
         if self.cfg is not None:
             for message in _unused_key_notes(self.cfg, type(self)):
-                _log_to_file_only(self._logger, logging.WARNING, message)  # from_cfg warned already
+                log_to_files_only(self._logger, logging.WARNING, message)  # from_cfg warned already
         if is_distributed():
             self._logger.info(
                 f"distributed: {get_world_size()} processes, backend {torch_dist.get_backend()}; "
@@ -698,13 +698,6 @@ def _unused_key_notes(cfg: Config, runner_cls: type) -> list[str]:
             if close:
                 notes.append(f"config key '{key}' is not used by the Runner. Did you mean '{close[0]}'?")
     return notes
-
-
-def _log_to_file_only(logger: logging.Logger, level: int, message: str) -> None:
-    record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None)
-    for handler in logger.handlers:
-        if isinstance(handler, logging.FileHandler) and level >= handler.level:
-            handler.handle(record)
 
 
 def _checked_checkpoint_path(path: Any, key: str) -> str | None:
