@@ -584,7 +584,6 @@ class Runner(CheckpointMixin):
         """
         self._lock_work_dir()
         try:
-            self._dump_config(self._work_dir)
             return self._train()
         finally:
             self._lock.release()
@@ -619,6 +618,7 @@ class Runner(CheckpointMixin):
         self._scale_lr()
         self.param_schedulers = self.build_param_scheduler(self._param_scheduler_cfg)
         _ = self.val_loop  # Built now, so config errors surface before training starts.
+        self._dump_config(self._work_dir)
         self.call_hook("before_run")
         if checkpoint is not None:
             self.resume_from(checkpoint)
