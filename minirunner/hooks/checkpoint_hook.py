@@ -155,7 +155,7 @@ class CheckpointHook(Hook):
         # already names it and no longer names the files it replaces.
         if filename not in self.kept:
             self.kept.append(filename)
-        old = [(name, "superseded preemption checkpoint") for name in self.interrupted if name != filename]
+        old = [(name, "superseded preemption checkpoint") for name in self.interrupted]
         self.interrupted = []
         if self.max_keep_ckpts > 0:
             while len(self.kept) > self.max_keep_ckpts:

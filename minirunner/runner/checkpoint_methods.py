@@ -13,8 +13,6 @@ from torch import nn
 
 import minirunner
 from minirunner import dist
-from minirunner.model.wrappers import is_model_wrapper
-
 from minirunner.checkpoint import (
     load_checkpoint_file,
     load_latest_checkpoint,
@@ -22,6 +20,8 @@ from minirunner.checkpoint import (
     save_checkpoint_file,
     write_last_checkpoint,
 )
+from minirunner.model.wrappers import is_model_wrapper
+
 from .randomness import get_rng_state, set_rng_state
 
 # Scheduler state entries that record progress rather than settings.
