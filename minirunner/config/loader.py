@@ -45,8 +45,7 @@ def _load(path: str, stack: list[str]) -> tuple[ConfigDict, str]:
         )
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}; check the path (relative paths start at {os.getcwd()})")
-    with open(path, encoding="utf-8") as file:
-        source = file.read()
+    source = _read_text(path, named_by=stack[-1] if stack else None)
 
     base_paths = _base_paths(path, source, suffix)
     base_cfg = ConfigDict()
@@ -73,6 +72,42 @@ def _load(path: str, stack: list[str]) -> tuple[ConfigDict, str]:
     merged = merge(base_cfg, own)
     text = "\n".join(base_texts + [f"# {path}\n{source}"])
     return merged, text
+
+
+def _read_text(path: str, named_by: str | None = None) -> str:
+    """The text of the config file ``path``, which must be UTF-8 (a byte-order mark is allowed).
+
+    ``named_by`` is the file whose ``_base_`` names ``path``, if any: the error then says
+    which chain of files led to it.
+    """
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        raise ConfigError(
+            f"{path}: cannot read the config file ({error.strerror or error}); check that it is "
+            "a readable file"
+        ) from None
+    try:
+        # Editors on Windows may start a UTF-8 file with a byte-order mark; Python and
+        # JSON both reject one in a str, so drop it here.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(_not_utf8_message(path, data, error, named_by)) from None
+
+
+def _not_utf8_message(path: str, data: bytes, error: UnicodeDecodeError, named_by: str | None) -> str:
+    line_start = data.rfind(b"\n", 0, error.start) + 1
+    line = data.count(b"\n", 0, error.start) + 1
+    # The column counts characters, as an editor shows them, not bytes.
+    column = len(data[line_start : error.start].decode("utf-8", errors="replace")) + 1
+    base_note = f" (a _base_ file of {named_by})" if named_by else ""
+    return (
+        f"{path}, line {line}, column {column}{base_note}: byte 0x{data[error.start]:02x} "
+        f"(offset {error.start}) is not valid UTF-8; the file seems to be saved in another "
+        "encoding, such as Latin-1 or cp1252. Config files are read as UTF-8: save it as UTF-8 "
+        "in your editor, or convert it with iconv -f latin1 -t utf-8"
+    )
 
 
 # ---------------------------------------------------------------------------- _base_ paths

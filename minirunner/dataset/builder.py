@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch.utils.data import DataLoader
 
 from minirunner import dist
-from minirunner.logging import print_log
 from minirunner.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS, config_key
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
+from .sampler import InfiniteSampler
 from .worker_init import worker_init_fn
 
 # Keys build_dataloader handles itself; anything else must be a DataLoader argument.
@@ -144,7 +143,8 @@ def build_dataloader(
         raise ConfigError(
             f"building the DataLoader failed: {type(error).__name__}: {error}"
         ) from error
-    _warn_if_empty(loader, batch_size, drop_last)
+    # An empty loader is not reported here: the loops that would run over it raise a
+    # ConfigError naming their dataloader key (see why_no_batches).
     return loader
 
 
@@ -243,15 +243,81 @@ def _accepts(obj: Any, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def _warn_if_empty(loader: DataLoader, batch_size: int, drop_last: bool) -> None:
-    try:
-        num_batches = len(loader)
-    except TypeError:
-        return  # an iterable dataset or sampler without a length
-    if num_batches == 0:
-        print_log(
-            f"this dataloader yields no batches: its sampler gives {len(loader.sampler)} "
-            f"samples per process, batch_size is {batch_size} and drop_last is {drop_last}",
-            logger="current",
-            level=logging.WARNING,
+def why_no_batches(loader: Any) -> str | None:
+    """Why ``loader`` yields no batch in this process, or None when it yields some.
+
+    None too when that cannot be told without loading data: an iterable dataset or a
+    sampler without a length, or an :class:`InfiniteSampler` (its length is one pass over
+    the dataset, but its stream never ends, so batches come even when that pass is shorter
+    than a batch).
+
+    The numbers are this process's: under torchrun a rank-aware sampler gives each process
+    its share of the dataset, and ``batch_size`` is per process. The text is a problem and
+    its fix, for a :class:`ConfigError` about the dataloader's key.
+
+    Example:
+        >>> loader = build_dataloader(dict(
+        ...     dataset=dict(type='SyntheticClassification', num_samples=3),
+        ...     sampler=dict(type='DefaultSampler', shuffle=False), batch_size=4, drop_last=True))
+        >>> why_no_batches(loader)  # doctest: +ELLIPSIS
+        'its dataset has 3 samples, fewer than batch_size=4, and drop_last=True ...'
+    """
+    sampler = getattr(loader, "sampler", None)
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if isinstance(sampler, InfiniteSampler) or isinstance(getattr(batch_sampler, "sampler", None), InfiniteSampler):
+        return None
+    batches = _length(loader)
+    if batches is None or batches > 0:
+        return None
+    dataset = getattr(loader, "dataset", None)
+    size = _length(dataset)
+    if size == 0:
+        return (
+            f"its dataset ({type(dataset).__name__}) is empty, so it yields no batch; give the "
+            "dataset samples (check its paths, split and filters)"
         )
+    batch_size = getattr(loader, "batch_size", None)
+    if batch_size is None:  # batches come from a batch_sampler of the config
+        return (
+            f"its batch_sampler ({type(batch_sampler).__name__}) yields no batch from the "
+            f"dataset's {_samples(size)}; check the batch_sampler's settings"
+        )
+    share = _length(sampler)
+    if share == 0:
+        return (
+            f"its sampler ({type(sampler).__name__}) gives this process none of the dataset's "
+            f"{_samples(size)}, so it yields no batch; check the sampler's settings (with several "
+            "processes, give the dataset at least one sample per process)"
+        )
+    drop_last = getattr(loader, "drop_last", False)
+    if drop_last and share is not None and share < batch_size:
+        world_size = dist.get_world_size()
+        if world_size > 1:
+            samples = (
+                f"its dataset has {_samples(size)}, {share} per process over {world_size} "
+                f"processes, fewer than batch_size={batch_size} (a per-process size)"
+            )
+        elif share != size:
+            samples = f"its sampler gives {share} of the dataset's {_samples(size)}, fewer than batch_size={batch_size}"
+        else:
+            samples = f"its dataset has {_samples(size)}, fewer than batch_size={batch_size}"
+        return (
+            f"{samples}, and drop_last=True drops the incomplete batch, so it yields no batch; "
+            f"set batch_size to {share} or less, or drop_last=False"
+        )
+    return (
+        f"it yields no batch (dataset: {_samples(size)}, sampler: {share} for this process, "
+        f"batch_size={batch_size}, drop_last={drop_last}); check these settings"
+    )
+
+
+def _samples(count: int | None) -> str:
+    return "an unknown number of samples" if count is None else f"{count} sample{'' if count == 1 else 's'}"
+
+
+def _length(obj: Any) -> int | None:
+    """``len(obj)``, or None for an object without a length (an iterable dataset)."""
+    try:
+        return len(obj)
+    except TypeError:
+        return None

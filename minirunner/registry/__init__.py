@@ -1,6 +1,6 @@
 """Registries: how configs name classes. See :class:`Registry`."""
 
-from .registry import Registry, build_from_cfg, config_key
+from .registry import FullKeyConfigError, Registry, build_from_cfg, config_key
 from .root import (
     DATA_SAMPLERS,
     DATASETS,
@@ -23,7 +23,7 @@ from .root import (
 )
 
 __all__ = [
-    "Registry", "build_from_cfg", "config_key",
+    "FullKeyConfigError", "Registry", "build_from_cfg", "config_key",
     "RUNNERS", "LOOPS", "HOOKS", "MODELS", "MODEL_WRAPPERS", "DATASETS", "DATA_SAMPLERS",
     "TRANSFORMS", "FUNCTIONS", "OPTIMIZERS", "OPTIM_WRAPPERS", "OPTIM_WRAPPER_CONSTRUCTORS",
     "PARAM_SCHEDULERS", "METRICS", "EVALUATOR", "LOG_PROCESSORS", "VISUALIZERS", "VISBACKENDS",

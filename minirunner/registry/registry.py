@@ -262,6 +262,25 @@ def config_key(key: str) -> Iterator[None]:
         raise error.under(key)
 
 
+class FullKeyConfigError(ConfigError):
+    """A :class:`ConfigError` whose key is already the full path from the top of the config.
+
+    For code that runs inside one key's :func:`config_key` block but finds a problem with
+    another key: a training loop is built under ``config_key('train_cfg')``, yet an empty
+    dataloader is a problem of ``train_dataloader``, not of ``train_cfg.train_dataloader``.
+    The enclosing blocks leave the key of this error as it is.
+
+    Example:
+        >>> with config_key('train_cfg'):  # doctest: +SKIP
+        ...     raise FullKeyConfigError('the dataset is empty', key='train_dataloader')
+        FullKeyConfigError: train_dataloader: the dataset is empty
+    """
+
+    def under(self, parent: str) -> "FullKeyConfigError":
+        """Return the error unchanged: its key is complete."""
+        return self
+
+
 def _check_arguments(obj: Any, name: str, args: dict[str, Any]) -> None:
     """Raise a ConfigError if ``args`` cannot be passed to ``obj`` as keyword arguments."""
     try:

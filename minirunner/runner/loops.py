@@ -1,6 +1,11 @@
 """Training, validation and test loops: plain ``for`` statements around the hooks.
 
 The training loops end cleanly on SIGTERM and SIGINT; see :mod:`.interruption`.
+
+Errors about a loop's own arguments name the argument alone (``max_epochs``): the runner
+builds each loop inside ``config_key('train_cfg')`` (or ``val_cfg``, ``test_cfg``), which
+adds the rest of the path. A dataloader that yields no batch is reported under its own key
+(``train_dataloader``), whatever block the loop is built in.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from minirunner import dist
+from minirunner.dataset.builder import why_no_batches
 from minirunner.dataset.worker_init import worker_init_fn
-from minirunner.registry import LOOPS
+from minirunner.registry import LOOPS, FullKeyConfigError
 from minirunner.utils import ConfigError
 
 from .interruption import _NEVER, InterruptibleMixin
@@ -72,19 +78,68 @@ def _sampler_of(dataloader: Any) -> Any:
     return getattr(getattr(dataloader, "batch_sampler", None), "sampler", sampler)
 
 
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass, but max_epochs=True is a mistake, not 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_count(value: Any, key: str, meaning: str, example: str) -> None:
+    """Raise a ConfigError (key relative to the loop's config) unless ``value`` is an int >= 1."""
+    if not _is_int(value) or value < 1:
+        raise ConfigError(f"must be a positive int ({meaning}), got {value!r}; write e.g. {example}", key=key)
+
+
+def _check_val_schedule(val_begin: Any, val_interval: Any, unit: str) -> None:
+    _check_count(val_interval, "val_interval", f"validate every this many {unit}", "val_interval=1")
+    if not _is_int(val_begin) or val_begin < 0:
+        raise ConfigError(
+            f"must be an int >= 0 (validation starts after this many {unit}), got {val_begin!r}; "
+            "write e.g. val_begin=1",
+            key="val_begin",
+        )
+
+
 def _dynamic_intervals(
-    dynamic_intervals: Sequence[tuple[int, int]] | None, start_interval: int, key: str
+    dynamic_intervals: Sequence[tuple[int, int]] | None, start_interval: int
 ) -> tuple[list[int], list[int]]:
     """Milestones and intervals: from each milestone on, validate every matching interval."""
+    key = "dynamic_intervals"
     milestones, intervals = [0], [start_interval]
     for item in dynamic_intervals or []:
-        if not isinstance(item, (list, tuple)) or len(item) != 2:
-            raise ConfigError(f"each item must be (milestone, interval), got {item!r}", key=key)
+        if not isinstance(item, (list, tuple)) or len(item) != 2 or not all(_is_int(v) for v in item):
+            raise ConfigError(
+                f"each item must be (milestone, interval), two ints, got {item!r}; write e.g. "
+                "dynamic_intervals=[(10, 1)] to validate every epoch from epoch 10 on",
+                key=key,
+            )
         if item[0] <= milestones[-1]:
-            raise ConfigError(f"milestones must increase, got {dynamic_intervals!r}", key=key)
-        milestones.append(int(item[0]))
-        intervals.append(int(item[1]))
+            raise ConfigError(
+                f"milestones must be positive and increase, got {dynamic_intervals!r}; sort the items "
+                "by milestone",
+                key=key,
+            )
+        if item[1] < 1:
+            raise ConfigError(f"intervals must be positive ints, got {item!r}; use an interval >= 1", key=key)
+        milestones.append(item[0])
+        intervals.append(item[1])
     return milestones, intervals
+
+
+def check_yields_batches(dataloader: Any, key: str, every_rank: bool) -> None:
+    """Raise a ConfigError naming ``key`` (``train_dataloader``) when ``dataloader`` yields no batch.
+
+    A loop over such a dataloader would "succeed" at nothing: zero iterations, checkpoints of
+    an untrained model, metrics of no data. Training needs a batch on every rank (a rank
+    without one would leave the others waiting for it); evaluation only on some rank, as a
+    sampler with ``round_up=False`` may leave a rank without a sample. So the ranks compare
+    their findings, and all raise the same error together (every rank builds the loops).
+    """
+    problems = dist.all_gather_object(why_no_batches(dataloader))
+    empty = [rank for rank, problem in enumerate(problems) if problem is not None]
+    if not empty or (not every_rank and len(empty) < len(problems)):
+        return
+    where = "" if len(empty) == len(problems) else f"on rank {empty[0]} of {len(problems)}, "
+    raise FullKeyConfigError(where + problems[empty[0]], key=key)
 
 
 class _TrainLoop(InterruptibleMixin, BaseLoop):
@@ -100,14 +155,13 @@ class _TrainLoop(InterruptibleMixin, BaseLoop):
         dynamic_intervals: Sequence[tuple[int, int]] | None,
     ) -> None:
         super().__init__(runner, dataloader)
+        check_yields_batches(self.dataloader, "train_dataloader", every_rank=True)
         self._epoch = 0
         self._iter = 0
         self.val_begin = val_begin
         self.val_interval = val_interval
         self.stop_training = False
-        self._milestones, self._intervals = _dynamic_intervals(
-            dynamic_intervals, val_interval, "train_cfg.dynamic_intervals"
-        )
+        self._milestones, self._intervals = _dynamic_intervals(dynamic_intervals, val_interval)
         # The current pass over the dataloader: its epoch, and the iteration, batch and
         # sample (of this rank) it started at; a resumed pass starts past the consumed ones.
         self._pass_epoch = -1
@@ -292,8 +346,8 @@ class EpochBasedTrainLoop(_TrainLoop):
         val_interval: int = 1,
         dynamic_intervals: Sequence[tuple[int, int]] | None = None,
     ) -> None:
-        if not isinstance(max_epochs, int) or max_epochs < 1:
-            raise ConfigError(f"max_epochs must be a positive int, got {max_epochs!r}", key="train_cfg.max_epochs")
+        _check_count(max_epochs, "max_epochs", "the number of epochs to train", "max_epochs=12")
+        _check_val_schedule(val_begin, val_interval, "epochs")
         super().__init__(runner, dataloader, val_begin, val_interval, dynamic_intervals)
         self._max_epochs = max_epochs
         self._max_iters = max_epochs * len(self.dataloader)
@@ -353,8 +407,8 @@ class IterBasedTrainLoop(_TrainLoop):
         val_interval: int = 1000,
         dynamic_intervals: Sequence[tuple[int, int]] | None = None,
     ) -> None:
-        if not isinstance(max_iters, int) or max_iters < 1:
-            raise ConfigError(f"max_iters must be a positive int, got {max_iters!r}", key="train_cfg.max_iters")
+        _check_count(max_iters, "max_iters", "the number of iterations to train", "max_iters=1000")
+        _check_val_schedule(val_begin, val_interval, "iterations")
         super().__init__(runner, dataloader, val_begin, val_interval, dynamic_intervals)
         self._max_iters = max_iters
         self._max_epochs = 1
@@ -404,7 +458,12 @@ class _EvalLoop(BaseLoop):
     mode = "val"
 
     def __init__(self, runner: Any, dataloader: Any, evaluator: Any, fp16: bool = False) -> None:
+        if not isinstance(fp16, bool):
+            raise ConfigError(
+                f"must be True or False, got {fp16!r}; fp16=True runs the forward under autocast", key="fp16"
+            )
         super().__init__(runner, dataloader)
+        check_yields_batches(self.dataloader, f"{self.mode}_dataloader", every_rank=False)
         self.evaluator = runner.build_evaluator(evaluator) if isinstance(evaluator, (dict, list)) else evaluator
         self.fp16 = fp16
 

@@ -17,6 +17,7 @@ from minirunner.dataset import (
     pseudo_collate,
     worker_init_fn,
 )
+from minirunner.dataset.builder import why_no_batches
 from minirunner.registry import DATA_SAMPLERS, FUNCTIONS, config_key
 from minirunner.utils import ConfigError
 
@@ -198,22 +199,60 @@ def test_not_a_dict():
     assert error.key == "train_dataloader"
 
 
-def test_warns_when_no_batch_comes_out():
-    records = []
+def test_no_batch_is_explained_not_warned(caplog):
+    # The loops raise a ConfigError naming their dataloader key; the builder stays quiet, so
+    # tools/train.py prints that one line and nothing before it.
+    with caplog.at_level(logging.WARNING, logger="minirunner"):
+        loader = build_dataloader(_cfg(batch_size=16, drop_last=True))
+    assert not caplog.records
+    assert why_no_batches(loader) == (
+        "its dataset has 10 samples, fewer than batch_size=16, and drop_last=True drops the "
+        "incomplete batch, so it yields no batch; set batch_size to 10 or less, or drop_last=False"
+    )
 
-    class Collect(logging.Handler):
-        def emit(self, record):
-            records.append(record)
 
-    handler = Collect()
-    logger = logging.getLogger("minirunner")
-    logger.addHandler(handler)
-    try:
-        build_dataloader(_cfg(batch_size=16, drop_last=True))
-    finally:
-        logger.removeHandler(handler)
-    assert any("yields no batches" in r.getMessage() for r in records)
-    assert all(r.levelno == logging.WARNING for r in records if "yields" in r.getMessage())
+def test_why_no_batches_is_none_when_batches_come():
+    assert why_no_batches(build_dataloader(_cfg(batch_size=16))) is None  # one short batch
+    assert why_no_batches(build_dataloader(_cfg(batch_size=10, drop_last=True))) is None
+
+
+def test_why_no_batches_for_an_empty_dataset():
+    problem = why_no_batches(build_dataloader(_cfg(dataset=[])))
+    assert problem.startswith("its dataset (list) is empty, so it yields no batch; ")
+
+
+def test_why_no_batches_counts_per_process(monkeypatch):
+    # 10 samples over 4 processes: DefaultSampler gives each 3 (rounded up), and batch_size
+    # is per process, so the fix is batch_size <= 3, not <= 10.
+    monkeypatch.setattr(minirunner.dist, "get_world_size", lambda: 4)
+    problem = why_no_batches(build_dataloader(_cfg(batch_size=4, drop_last=True)))
+    assert problem.startswith(
+        "its dataset has 10 samples, 3 per process over 4 processes, fewer than batch_size=4 "
+        "(a per-process size), and drop_last=True"
+    )
+    assert problem.endswith("set batch_size to 3 or less, or drop_last=False")
+
+
+def test_why_no_batches_names_a_sampler_that_gives_nothing(monkeypatch):
+    monkeypatch.setattr(minirunner.dist, "get_rank", lambda: 3)
+    monkeypatch.setattr(minirunner.dist, "get_world_size", lambda: 4)
+    cfg = _cfg(dataset=dict(type="SyntheticClassification", num_samples=3, num_features=3),
+               sampler=dict(type="DefaultSampler", shuffle=False, round_up=False))
+    problem = why_no_batches(build_dataloader(cfg))
+    assert problem.startswith("its sampler (DefaultSampler) gives this process none of the dataset's 3 samples")
+
+
+def test_why_no_batches_trusts_infinite_samplers_and_unsized_data():
+    # One pass of 10 samples is shorter than a batch, but the stream goes on: batches come.
+    loader = build_dataloader(_cfg(sampler=dict(type="InfiniteSampler"), batch_size=16, drop_last=True))
+    assert len(loader) == 0 and why_no_batches(loader) is None
+    assert next(iter(loader))["inputs"].shape[0] == 16
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter([])
+
+    assert why_no_batches(DataLoader(Stream(), batch_size=2)) is None
 
 
 def test_option_errors_come_before_building_the_dataset():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from minirunner.config import Config, ConfigDict, ConfigError
-from minirunner.registry import OPTIMIZERS, Registry, build_from_cfg, config_key
+from minirunner.registry import OPTIMIZERS, FullKeyConfigError, Registry, build_from_cfg, config_key
 
 
 class Net:
@@ -141,6 +141,26 @@ def test_nested_config_keys_compose():
         with config_key("model"):
             raise ConfigError("no key here")
     assert str(info.value) == "model: no key here"
+
+
+def test_full_key_errors_keep_their_key_through_config_key(reg):
+    # A loop built under config_key('train_cfg') reports its empty dataloader as
+    # 'train_dataloader', not 'train_cfg.train_dataloader'.
+    with pytest.raises(FullKeyConfigError) as info:
+        with config_key("train_cfg"):
+            with config_key("inner"):
+                raise FullKeyConfigError("the dataset is empty", key="train_dataloader")
+    assert isinstance(info.value, ConfigError)
+    assert str(info.value) == "train_dataloader: the dataset is empty"
+
+    class Builds:
+        def __init__(self):
+            raise FullKeyConfigError("bad", key="val_dataloader")
+
+    reg.register_module(module=Builds)
+    with pytest.raises(ConfigError) as info, config_key("val_cfg"):
+        reg.build(dict(type="Builds"))
+    assert str(info.value) == "val_dataloader: bad"
 
 
 def test_config_key_leaves_other_errors_alone():

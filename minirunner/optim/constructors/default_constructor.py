@@ -30,11 +30,11 @@ from minirunner.registry import (
     MODEL_WRAPPERS,
     OPTIM_WRAPPER_CONSTRUCTORS,
     OPTIM_WRAPPERS,
-    OPTIMIZERS,
     config_key,
 )
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
+from .optimizer_checks import build_optimizer, check_optimizer_numbers
 from .paramwise_checks import (
     PARAMWISE_KEYS,
     check_paramwise_cfg,
@@ -150,6 +150,8 @@ class DefaultOptimWrapperConstructor:
                 key="optimizer",
             )
         self.optimizer_cfg = dict(optimizer_cfg)
+        # Before base_lr and base_wd are read: the multipliers compute with them.
+        check_optimizer_numbers(self.optimizer_cfg)
         if paramwise_cfg is not None and not isinstance(paramwise_cfg, Mapping):
             raise ConfigError(
                 f"must be a dict such as dict(norm_decay_mult=0.0) or None, got "
@@ -335,7 +337,7 @@ class DefaultOptimWrapperConstructor:
             self._warn_unmatched_custom_keys(model)
             optimizer_cfg["params"] = params
         with config_key("optimizer"):
-            optimizer = OPTIMIZERS.build(optimizer_cfg)
+            optimizer = build_optimizer(optimizer_cfg)
         return OPTIM_WRAPPERS.build(optim_wrapper_cfg, default_args=dict(optimizer=optimizer))
 
     def _warn_unmatched_custom_keys(self, model: nn.Module) -> None:
