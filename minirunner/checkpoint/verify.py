@@ -18,6 +18,7 @@ import zlib
 from .errors import CorruptCheckpointError
 
 ZIP_LOCAL_HEADER = b"PK\x03\x04"
+_MSDOS_FOLDER = 0x10  # the folder bit of a zip record's external attributes
 _CRC_CHUNK = 64 << 20  # bytes per zlib.crc32 call: large enough to release the GIL usefully
 
 
@@ -60,6 +61,10 @@ def _check_record(path: str, mapped: mmap.mmap, size: int, record: zipfile.ZipIn
     header = mapped[start : start + 30]
     if len(header) < 30 or header[:4] != ZIP_LOCAL_HEADER:
         raise CorruptCheckpointError(f"{path} is damaged: the header of record {record.filename!r} is broken")
+    if record.external_attr & _MSDOS_FOLDER or record.filename.endswith("/"):
+        # torch's reader skips a record marked as a folder and leaves the tensor's memory
+        # uninitialised: one flipped bit in the directory would load garbage silently.
+        raise CorruptCheckpointError(f"{path} is damaged: record {record.filename!r} is marked as a folder")
     if record.compress_type != zipfile.ZIP_STORED:
         _check_compressed_record(path, mapped, record)
         return
@@ -67,7 +72,9 @@ def _check_record(path: str, mapped: mmap.mmap, size: int, record: zipfile.ZipIn
     begin = start + 30 + name_length + extra_length
     end = begin + record.file_size
     if end > size:
-        raise CorruptCheckpointError(f"{path} is truncated: record {record.filename!r} runs past the end of the file")
+        raise CorruptCheckpointError(
+            f"{path} is truncated or damaged: record {record.filename!r} runs past the end of the file"
+        )
     crc = 0
     view = memoryview(mapped)
     try:

@@ -227,3 +227,29 @@ def test_pickle_error_is_not_confused_with_corruption(tmp_path):
     _flip(path, start + 2)
     with pytest.raises(CorruptCheckpointError):
         load_checkpoint_file(str(path))
+
+
+def _set_folder_bit(data: bytes, record_suffix: bytes) -> bytes:
+    """Set the MS-DOS folder bit in the central-directory entry of the record whose name ends
+    with ``record_suffix`` (what one flipped bit there does)."""
+    damaged = bytearray(data)
+    start = 0
+    while True:
+        start = damaged.index(b"PK\x01\x02", start)
+        name_length = int.from_bytes(damaged[start + 28 : start + 30], "little")
+        name = bytes(damaged[start + 46 : start + 46 + name_length])
+        if name.endswith(record_suffix):
+            damaged[start + 38] |= 0x10  # external attributes, lowest byte
+            return bytes(damaged)
+        start += 46
+
+
+def test_a_record_marked_as_a_folder_is_damage_not_silent_garbage(tmp_path):
+    path = tmp_path / "c.pth"
+    save_checkpoint_file(_state(), str(path))
+    path.write_bytes(_set_folder_bit(path.read_bytes(), b"data/0"))
+    # torch alone loads it, with the tensor's memory left uninitialised; the check refuses it.
+    with pytest.raises(CorruptCheckpointError, match="marked as a folder"):
+        verify_checkpoint(str(path))
+    with pytest.raises(CorruptCheckpointError):
+        load_checkpoint_file(str(path))
