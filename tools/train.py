@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch.distributed as torch_dist
 
     if torch_dist.is_available() and torch_dist.is_initialized():
+        # Every rank arrives before any tears its connections down: a gloo rank whose peer
+        # closed first can abort at exit ("terminate called without an active exception").
+        torch_dist.barrier()
         torch_dist.destroy_process_group()  # a clean exit under torchrun, without NCCL's warning
     return 0
 
