@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import torch
 
+from minirunner.logging import print_log
+
 from .errors import CheckpointError, DiskFullError
 
 # Below this much free space after a failed write, the write failed for want of space:
@@ -245,6 +247,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
             continue
         _remove_quietly(path)
         removed.append(path)
+        print_log(f"deleted {path} (left by a writer that died, pid {match.group(2)})", logger="current")
     return removed
 
 

@@ -231,5 +231,8 @@ def test_stale_temporary_files_are_removed_before_training(tmp_path):
 
     stale = tmp_path / f".epoch_1.pth.tmp-{_host_tag()}-999999999"
     stale.write_bytes(b"half a checkpoint")
-    Runner(**_cfg(tmp_path, dict(interval=5), max_epochs=1)).train()
+    runner = Runner(**_cfg(tmp_path, dict(interval=5), max_epochs=1))
+    runner.train()
     assert not stale.exists()
+    log = open(os.path.join(runner.log_dir, f"{runner.timestamp}.log")).read()
+    assert f"deleted {stale} (left by a writer that died, pid 999999999)" in log
