@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import os
+
 
 def loader_cfg(
     num_samples: int,
@@ -17,3 +21,14 @@ def loader_cfg(
         sampler=dict(type="DefaultSampler", shuffle=shuffle),
         batch_size=batch_size,
     )
+
+
+def file_hashes(folder) -> dict[str, str]:
+    """Every file below ``folder`` (hidden ones too), relative path -> SHA-256 of its bytes:
+    compare two of these to show that a folder was left byte-for-byte as it was."""
+    found = {}
+    for path in glob.glob(os.path.join(str(folder), "**"), recursive=True, include_hidden=True):
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).hexdigest()
+    return found

@@ -100,9 +100,7 @@ def atomic_write(path: str, write: Callable[[Any], None]) -> None:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException as error:
-        _remove_quietly(temporary)
-        if _disk_full(error, folder):
-            raise DiskFullError(path) from error
+        _discard(temporary, path, error)
         raise
     _fsync_folder(folder)
 
@@ -190,10 +188,7 @@ def save_checkpoint_file(
             torch.serialization.set_crc32_options(True)
         torch.save(checkpoint, temporary)  # a path: torch writes it from C++, the fastest way
     except BaseException as error:
-        full = _disk_full(error, folder)
-        _remove_quietly(temporary)
-        if full:
-            raise DiskFullError(path) from error
+        _discard(temporary, path, error)
         raise
     finally:
         if not crc_was_on:
@@ -204,10 +199,7 @@ def save_checkpoint_file(
             _fsync_file(temporary)
             os.replace(temporary, path)
         except BaseException as error:
-            full = _disk_full(error, folder)
-            _remove_quietly(temporary)
-            if full:
-                raise DiskFullError(path) from error
+            _discard(temporary, path, error)
             raise
         _fsync_folder(folder)
         if then is not None:
@@ -219,13 +211,21 @@ def save_checkpoint_file(
         commit()
 
 
+def _discard(temporary: str, path: str, error: BaseException) -> None:
+    """After a failed write of ``path``: remove its temporary file, and raise
+    :class:`DiskFullError` in place of ``error`` when the disk is full."""
+    full = _disk_full(error, os.path.dirname(os.path.abspath(path)))  # before the removal frees space
+    _remove_quietly(temporary)
+    if full:
+        raise DiskFullError(path) from error
+
+
 def _disk_full(error: BaseException, folder: str) -> bool:
     """Whether a failed write failed because ``folder``'s file system is full."""
     if isinstance(error, OSError):
         return error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
     if not isinstance(error, RuntimeError):
         return False
-    # Checked before the partial file is removed: it is what filled the disk.
     try:
         stats = os.statvfs(folder)
     except (OSError, AttributeError):  # no statvfs (Windows): not diagnosed

@@ -4,7 +4,6 @@ dirs, untrusted pointers, the work-dir lock, preemption leftovers and what is lo
 from __future__ import annotations
 
 import glob
-import hashlib
 import logging
 import os
 import shutil
@@ -18,7 +17,7 @@ from minirunner.hooks import Hook
 from minirunner.registry import METRICS
 from minirunner.runner import Runner, TrainingInterrupted
 from minirunner.utils import ConfigError
-from runner_support import loader_cfg
+from runner_support import file_hashes, loader_cfg
 
 
 @METRICS.register_module(name="TrustTestRisingMetric")
@@ -60,16 +59,6 @@ def _with_validation(cfg: dict) -> dict:
     return cfg
 
 
-def _snapshot(folder) -> dict[str, str]:
-    """Every file below ``folder`` (hidden ones too) with a hash of its bytes."""
-    found = {}
-    for path in glob.glob(os.path.join(str(folder), "**"), recursive=True, include_hidden=True):
-        if os.path.isfile(path):
-            with open(path, "rb") as handle:
-                found[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).hexdigest()
-    return found
-
-
 def _pth(folder) -> list[str]:
     return sorted(name for name in os.listdir(folder) if name.endswith(".pth"))
 
@@ -92,7 +81,7 @@ def test_a_crafted_checkpoint_cannot_steer_deletions(tmp_path):
     victim = tmp_path / "victim.pth"  # checkpoint-shaped, outside the work dir
     shutil.copy(work / "epoch_1.pth", victim)
     (work / "notes.pth").write_text("my notes, not a checkpoint")
-    before = _snapshot(tmp_path / "victim.pth"), victim.read_bytes()
+    before = file_hashes(tmp_path / "victim.pth"), victim.read_bytes()
     _edit_hook_state(
         work / "epoch_2.pth",
         kept=[str(victim), "../victim.pth", "notes.pth", "epoch_1.pth", "epoch_2.pth"],
@@ -143,9 +132,9 @@ def test_every_deletion_is_logged(tmp_path):
 def test_branching_leaves_the_original_untouched(tmp_path):
     a, b = tmp_path / "A", tmp_path / "B"
     Runner(**_cfg(a)).train()
-    before = _snapshot(a)
+    before = file_hashes(a)
     Runner(**_cfg(b, max_epochs=5, resume=str(a / "epoch_2.pth"))).train()
-    assert _snapshot(a) == before
+    assert file_hashes(a) == before
     assert _pth(b) == ["epoch_4.pth", "epoch_5.pth"]  # B's own two newest, rotation counted in B
     assert (b / "last_checkpoint").read_text() == "epoch_5.pth"
 
@@ -154,11 +143,11 @@ def test_a_copied_work_dir_resumes_from_its_own_files_and_rotates_them(tmp_path)
     a, b = tmp_path / "A", tmp_path / "B"
     Runner(**_cfg(a)).train()
     shutil.copytree(a, b)
-    before = _snapshot(a)
+    before = file_hashes(a)
     runner = Runner(**_cfg(b, max_epochs=4, resume="auto"))
     runner.train()
     assert runner._resume_path == str(b / "epoch_2.pth")
-    assert _snapshot(a) == before
+    assert file_hashes(a) == before
     assert _pth(b) == ["epoch_3.pth", "epoch_4.pth"]  # the copies count: max_keep_ckpts holds
 
 
@@ -176,9 +165,9 @@ def test_a_checkpoint_of_the_old_absolute_format_deletes_nothing(tmp_path):
     Runner(**_cfg(a)).train()
     _edit_hook_state(a / "epoch_2.pth", kept=[str(a / "epoch_1.pth"), str(a / "epoch_2.pth")])
     shutil.copytree(a, b)
-    before = _snapshot(a)
+    before = file_hashes(a)
     Runner(**_cfg(b, max_epochs=3, resume="auto")).train()
-    assert _snapshot(a) == before
+    assert file_hashes(a) == before
 
 
 # ---------------------------------------------------------------------------------- the pointer

@@ -3,8 +3,6 @@ files each command may write."""
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import importlib.util
 import os
 import subprocess
@@ -15,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from minirunner.checkpoint import CorruptCheckpointError, load_checkpoint_file, save_checkpoint_file, verify_checkpoint
+from minirunner.checkpoint import CorruptCheckpointError, load_checkpoint_file, verify_checkpoint
+from runner_support import file_hashes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,14 +55,6 @@ def _tool(script: str, *args, cwd: Path = REPO, timeout: int = 120) -> subproces
         [sys.executable, str(REPO / "tools" / script), *map(str, args)],
         cwd=cwd, capture_output=True, text=True, timeout=timeout,
     )
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    found = {}
-    for path in glob.glob(os.path.join(str(folder), "**"), recursive=True, include_hidden=True):
-        if os.path.isfile(path):
-            found[os.path.relpath(path, folder)] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +148,10 @@ def test_test_tool_reports_a_damaged_checkpoint_in_one_line(tmp_path, trained, d
 # ---------------------------------------------------------------------------------- files each command writes
 def test_the_test_tool_writes_only_inside_its_own_timestamp_folder(trained):
     config, work = trained
-    before = _snapshot(work)
+    before = file_hashes(work)
     result = _tool("test.py", config, work / "epoch_2.pth", "--work-dir", work)
     assert result.returncode == 0, result.stderr[-3000:]
-    after = _snapshot(work)
+    after = file_hashes(work)
     new = {name for name in after if name not in before}
     changed = {name for name in before if after.get(name) != before[name]}
     assert not changed  # the training's config dump and checkpoints are untouched
@@ -193,12 +184,12 @@ def test_a_second_run_in_a_locked_work_dir_exits_2_naming_the_holder(tmp_path, t
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        before = _snapshot(work)
+        before = file_hashes(work)
         result = _tool("train.py", config, "--work-dir", work, "--resume")
         assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
         line = _one_line(result.stderr)
         assert str(work) in line and f"pid {holder.pid}" in line and "--work-dir" in line
-        assert _snapshot(work) == before
+        assert file_hashes(work) == before
         # Evaluating does not need the lock.
         result = _tool("test.py", config, work / "epoch_2.pth", "--work-dir", tmp_path / "eval")
         assert result.returncode == 0, result.stderr[-3000:]
