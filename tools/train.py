@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -189,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch.distributed as torch_dist
 
     if torch_dist.is_available() and torch_dist.is_initialized():
-        # Every rank arrives before any tears its connections down: a gloo rank whose peer
-        # closed first can abort at exit ("terminate called without an active exception").
+        # A gloo rank could abort at exit ("terminate called without an active exception", one
+        # torchrun run in four here): the DDP wrapper's reference cycles kept the process group
+        # alive until the interpreter's last collection, when its threads can no longer take
+        # the GIL. Free it while Python is fully alive, and let every rank arrive before any
+        # tears its connections down.
+        del runner
+        gc.collect()
         torch_dist.barrier()
         torch_dist.destroy_process_group()  # a clean exit under torchrun, without NCCL's warning
     return 0

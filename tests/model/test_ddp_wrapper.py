@@ -26,6 +26,7 @@ def test_registered_names():
 # by hand on the whole batch); under no_sync each rank steps on its own gradient only.
 _SCRIPT = textwrap.dedent(
     """
+    import gc
     import sys
     from contextlib import contextmanager, nullcontext
 
@@ -99,6 +100,11 @@ _SCRIPT = textwrap.dedent(
                 assert torch.allclose(got, want, atol=1e-6), (rank, sync, got, want)
             predictions = ddp.val_step(dict(inputs=inputs, data_samples=labels))
             assert len(predictions) == 8 and "pred_score" in predictions[0]
+        # Free DDP (it holds the process group) while Python is fully alive: a gloo process
+        # group left to the interpreter's last collection can abort the process at exit.
+        del ddp, model, wrapper
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -10,6 +10,7 @@ This file is also the worker script: ``python test_no_sync_ddp.py RANK WORLD STO
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -74,6 +75,10 @@ def _worker(rank: int, world_size: int, store: str, out: str) -> None:
     torch.save({"all_reduces": per_iter,
                 "weights": {k: v.detach().clone() for k, v in model.module.state_dict().items()}},
                out)
+    # Free DDP (it holds the process group) while Python is fully alive: a gloo process group
+    # left to the interpreter's last collection can abort the process at exit.
+    del model
+    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
 
