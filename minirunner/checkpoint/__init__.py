@@ -11,7 +11,7 @@ from .atomic import (
     save_checkpoint_file,
     wait_for_checkpoint_writes,
 )
-from .discovery import find_latest_checkpoint, load_latest_checkpoint
+from .discovery import find_latest_checkpoint, load_latest_checkpoint, read_run_id
 from .errors import (
     CheckpointError,
     CorruptCheckpointError,
@@ -29,7 +29,7 @@ __all__ = [
     "CONVERT_TOOL", "LAST_CHECKPOINT", "LOCK_FILE", "CheckpointError", "CorruptCheckpointError",
     "DiskFullError", "UnsafeCheckpointError", "WorkDirLock", "WorkDirLockedError", "atomic_write",
     "check_checkpoint_path", "delete_checkpoint", "find_latest_checkpoint", "is_inside",
-    "load_checkpoint_file", "load_latest_checkpoint", "read_last_checkpoint", "read_torch_file",
+    "load_checkpoint_file", "load_latest_checkpoint", "read_last_checkpoint", "read_run_id", "read_torch_file",
     "remove_stale_temporaries", "resolve_stored_name", "save_checkpoint_file", "stored_name",
     "verify_checkpoint", "wait_for_checkpoint_writes", "write_last_checkpoint",
 ]

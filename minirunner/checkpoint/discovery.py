@@ -64,6 +64,13 @@ def _header(path: str) -> tuple[dict | None, str]:
     return header, ""
 
 
+def read_run_id(path: str) -> str | None:
+    """The run id saved in checkpoint ``path`` (read without loading its tensors), or None
+    when it has none or cannot be read."""
+    header, _ = _header(path)
+    return None if header is None else header["run_id"]
+
+
 def _ordered_candidates(work_dir: str, folders: list[str]) -> list[str]:
     """Resumable files, newest first (see the module's docstring).
 

@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any, Callable
 
-from minirunner.checkpoint import delete_checkpoint, remove_stale_temporaries, resolve_stored_name
+from minirunner.checkpoint import delete_checkpoint, read_run_id, remove_stale_temporaries, resolve_stored_name
 from minirunner.registry import HOOKS
 from minirunner.utils import ConfigError, did_you_mean
 
@@ -97,23 +97,27 @@ class CheckpointHook(Hook):
 
     def before_train(self, runner: Any) -> None:
         self.out_dir = self.checkpoint_folder(runner.work_dir)
-        # Names restored from a checkpoint that another folder wrote (a copied, moved or
-        # branched work dir) are not this folder's files: counting them would delete this
-        # run's own checkpoints early. Unsafe names are dropped with a warning.
-        self.kept = self._own_files(self.kept)
-        self.interrupted = self._own_files(self.interrupted)
+        # Names restored from a checkpoint count only for files of this folder that this run
+        # wrote: after a branch (--resume OTHER/x.pth) the other folder's files are not here,
+        # and a file of the same name here belongs to someone else. Copies and moves keep
+        # their files and the run id inside them. Unsafe names are dropped with a warning.
+        run_id = getattr(runner, "_run_id", None)
+        self.kept = self._own_files(self.kept, run_id)
+        self.interrupted = self._own_files(self.interrupted, run_id)
         self.best_paths = {
-            metric: name for metric, name in self.best_paths.items() if self._own_files([name])
+            metric: name for metric, name in self.best_paths.items() if self._own_files([name], run_id)
         }
         if runner.rank == 0:
             # Files a killed writer left behind (never renamed into place, so never used).
             remove_stale_temporaries(self.out_dir)
 
-    def _own_files(self, names: list) -> list[str]:
+    def _own_files(self, names: list, run_id: str | None) -> list[str]:
         own = []
         for name in names:
             path = resolve_stored_name(self.out_dir, name, "the CheckpointHook state entry")
-            if path is not None and os.path.isfile(path) and name not in own:
+            if path is None or not os.path.isfile(path) or name in own:
+                continue
+            if run_id is None or read_run_id(path) == run_id:
                 own.append(name)
         return own
 

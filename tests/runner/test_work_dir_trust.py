@@ -325,3 +325,14 @@ def test_a_top_level_key_typo_is_in_the_log_too(tmp_path):
     with pytest.warns(UserWarning, match="custom_hook"):
         Runner.from_cfg(cfg).train()
     assert "config key 'custom_hook' is not used by the Runner. Did you mean 'custom_hooks'?" in _log_text(tmp_path / "work")
+
+
+def test_branching_into_a_used_dir_spares_the_other_runs_files_of_the_same_name(tmp_path):
+    a, b = tmp_path / "A", tmp_path / "B"
+    Runner(**_cfg(a)).train()
+    Runner(**_cfg(b, max_epochs=1, randomness=dict(seed=1))).train()  # another run's epoch_1.pth
+    others = file_hashes(b)["epoch_1.pth"]
+    # A's state names epoch_1.pth and epoch_2.pth; B's epoch_1.pth is not A's run's file.
+    Runner(**_cfg(b, max_epochs=5, resume=str(a / "epoch_2.pth"))).train()
+    assert file_hashes(b)["epoch_1.pth"] == others
+    assert _pth(b) == ["epoch_1.pth", "epoch_4.pth", "epoch_5.pth"]
