@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from abc import ABCMeta, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +12,7 @@ from torch import nn
 from minirunner.registry import MODELS, config_key
 from minirunner.utils import ConfigError
 
+from .base_module import BaseModule
 from .data_preprocessor import BaseDataPreprocessor
 
 
@@ -37,7 +38,7 @@ def build_data_preprocessor(cfg: Mapping | nn.Module | None) -> nn.Module:
     )
 
 
-class BaseModel(nn.Module, metaclass=ABCMeta):
+class BaseModel(BaseModule):
     """Base class of models trained by the runner.
 
     A subclass implements :meth:`forward` with three modes; the runner never calls
@@ -48,6 +49,8 @@ class BaseModel(nn.Module, metaclass=ABCMeta):
         data_preprocessor: a module, a dict config built from ``MODELS`` (``type``
             defaults to ``'BaseDataPreprocessor'``), or None for a
             :class:`BaseDataPreprocessor` that only moves the batch to the model's device.
+        init_cfg: the weight initialisation config :meth:`init_weights` applies (see
+            :class:`~minirunner.model.BaseModule`); None keeps PyTorch's defaults.
 
     Example:
         >>> import torch.nn.functional as F
@@ -65,8 +68,12 @@ class BaseModel(nn.Module, metaclass=ABCMeta):
         torch.Size([2, 3])
     """
 
-    def __init__(self, data_preprocessor: Mapping | nn.Module | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        data_preprocessor: Mapping | nn.Module | None = None,
+        init_cfg: dict | list[dict] | None = None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
         self.data_preprocessor = build_data_preprocessor(data_preprocessor)
 
     @abstractmethod

@@ -22,7 +22,9 @@ class BaseClassifier(BaseModel):
 
     Subclasses build ``self.net``, a module mapping the batch's inputs to logits
     ``(N, num_classes)``. ``data_samples`` are the labels: a tensor ``(N,)`` of class
-    indices, or a list of ints or 0-d tensors (as ``pseudo_collate`` leaves them).
+    indices, or a list of ints or 0-d tensors (as ``pseudo_collate`` leaves them), or a
+    list of data elements (:class:`~minirunner.structures.BaseDataElement`) or dicts whose
+    ``gt_label`` holds the label.
 
     ``forward`` modes:
         - ``'tensor'``: the logits.
@@ -62,7 +64,7 @@ class BaseClassifier(BaseModel):
                 return labels
         else:
             labels = torch.as_tensor(
-                [int(label) for label in data_samples], device=logits.device
+                [int(_label_of(label)) for label in data_samples], device=logits.device
             )
         return labels.to(logits.device).long().view(-1)
 
@@ -77,6 +79,18 @@ class BaseClassifier(BaseModel):
                 prediction["gt_label"] = labels[index]
             predictions.append(prediction)
         return predictions
+
+
+def _label_of(sample: Any) -> Any:
+    """The label of one sample: itself, or its ``gt_label`` (a data element or a dict)."""
+    if isinstance(sample, Mapping):
+        return sample["gt_label"]
+    label = getattr(sample, "gt_label", None)
+    if label is None:
+        return sample
+    if isinstance(label, torch.Tensor) and label.numel() == 1:
+        return label.reshape(())
+    return label
 
 
 def _check_dropout(dropout: float) -> None:
@@ -94,6 +108,8 @@ class MLPClassifier(BaseClassifier):
         num_classes: number of classes.
         dropout: dropout probability after each hidden activation (0 disables it).
         data_preprocessor: see :class:`BaseModel`.
+        init_cfg: weight initialisation applied by ``init_weights()`` (see
+            :class:`~minirunner.model.BaseModule`); None keeps PyTorch's defaults.
 
     Example:
         >>> model = MLPClassifier(in_features=64, hidden_dims=(32,), num_classes=10)
@@ -108,8 +124,9 @@ class MLPClassifier(BaseClassifier):
         num_classes: int = 10,
         dropout: float = 0.0,
         data_preprocessor: Mapping | nn.Module | None = None,
+        init_cfg: dict | list[dict] | None = None,
     ) -> None:
-        super().__init__(data_preprocessor=data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         _check_dropout(dropout)
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
@@ -138,6 +155,8 @@ class CNNClassifier(BaseClassifier):
         dropout: dropout probability before the final linear layer (0 disables it).
         pool_size: side of the grid the last feature map is averaged down to.
         data_preprocessor: see :class:`BaseModel`.
+        init_cfg: weight initialisation applied by ``init_weights()`` (see
+            :class:`~minirunner.model.BaseModule`); None keeps PyTorch's defaults.
 
     Example:
         >>> model = CNNClassifier(in_channels=1, num_classes=10, channels=(8, 16))
@@ -153,8 +172,9 @@ class CNNClassifier(BaseClassifier):
         dropout: float = 0.0,
         pool_size: int = 2,
         data_preprocessor: Mapping | nn.Module | None = None,
+        init_cfg: dict | list[dict] | None = None,
     ) -> None:
-        super().__init__(data_preprocessor=data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         _check_dropout(dropout)
         if not channels:
             raise ConfigError("needs at least one stage, e.g. channels=(32, 64)", key="channels")

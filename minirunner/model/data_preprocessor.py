@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minirunner.registry import MODELS
+from minirunner.structures import BaseDataElement
 from minirunner.utils import ConfigError
 
 
@@ -78,6 +79,8 @@ class BaseDataPreprocessor(nn.Module):
             return type(data)(*(self.cast_data(item) for item in data))
         if isinstance(data, (list, tuple)):
             return type(data)(self.cast_data(item) for item in data)
+        if isinstance(data, BaseDataElement):
+            return data.to(self._device, non_blocking=self.non_blocking and not self._on_cpu)
         return data
 
     def forward(self, data: Any, training: bool = False) -> Any:

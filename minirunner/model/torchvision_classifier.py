@@ -26,6 +26,8 @@ class TorchvisionClassifier(BaseClassifier):
             max-pool are replaced by one 3x3 stride-1 convolution.
         weights: passed to the builder (e.g. ``'IMAGENET1K_V1'``; None for random weights).
         data_preprocessor: see :class:`~minirunner.model.BaseModel`.
+        init_cfg: weight initialisation applied by ``init_weights()``; None keeps the
+            network's own initialisation (and ``weights``).
     """
 
     def __init__(
@@ -35,8 +37,9 @@ class TorchvisionClassifier(BaseClassifier):
         cifar_stem: bool = False,
         weights: str | None = None,
         data_preprocessor: Mapping | nn.Module | None = None,
+        init_cfg: dict | list[dict] | None = None,
     ) -> None:
-        super().__init__(data_preprocessor=data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         try:
             models = importlib.import_module("torchvision.models")
         except (ImportError, OSError, RuntimeError) as error:
