@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import importlib
 import json
 import os
 import sys
+import tempfile
 import warnings
+from argparse import ArgumentParser
 from typing import Any, Iterator
 
 from minirunner.utils import ConfigError
 
-from .config_dict import ConfigDict
-from .loader import DELETE_KEY, load_file, merge, strip_delete_keys
-from .pretty import format_python, to_plain_data
+from .auto_argparser import add_args
+from .config_dict import DELETE_KEY, ConfigDict
+from .errors import ConfigKeyError, ConfigOSError
+from .loader import SUPPORTED_SUFFIXES, load_file, merge, strip_delete_keys
+from .pretty import format_python, import_path, to_plain_data
 
-_OWN_ATTRIBUTES = ("_cfg_dict", "_filename", "_text")
+_OWN_ATTRIBUTES = ("_cfg_dict", "_filename", "_text", "_env_variables", "_format_python_code")
+# Names of Config's own properties: a key with one of these names could not be read as an
+# attribute, so MMEngine refuses them, and so do we.
+RESERVED_KEYS = ("filename", "text", "pretty_text", "env_variables")
 
 
 class Config:
@@ -28,8 +36,14 @@ class Config:
 
     Args:
         cfg_dict: the values; nested dicts become :class:`ConfigDict`.
+        cfg_text: the source text the values came from; read from ``filename`` when not
+            given.
         filename: the file the config came from, if any.
-        text: the source text of that file and its bases.
+        env_variables: the environment variables that ``{{$NAME:default}}`` placeholders
+            used (``Config.fromfile`` fills it).
+        format_python_code: accepted for MMEngine compatibility; :attr:`pretty_text` is
+            always formatted by our own formatter.
+        text: another name for ``cfg_text``.
 
     Example:
         >>> cfg = Config(dict(model=dict(type='MLP', hidden=64)))
@@ -38,29 +52,137 @@ class Config:
         128
     """
 
-    def __init__(self, cfg_dict: dict | None = None, filename: str | None = None, text: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg_dict: dict | None = None,
+        cfg_text: str | None = None,
+        filename: str | os.PathLike | None = None,
+        env_variables: dict | None = None,
+        format_python_code: bool = True,
+        *,
+        text: str | None = None,
+    ) -> None:
         if cfg_dict is None:
             cfg_dict = {}
         if not isinstance(cfg_dict, dict):
             raise TypeError(f"cfg_dict must be a dict, got {type(cfg_dict).__name__}")
+        for key in cfg_dict:
+            if key in RESERVED_KEYS:
+                raise ConfigKeyError(
+                    f"'{key}' is the name of a Config property ({', '.join(RESERVED_KEYS)} are "
+                    "reserved), so it cannot be a top-level key; rename it",
+                    key=str(key),
+                )
+        filename = os.fspath(filename) if filename is not None else None
+        source = cfg_text or text
+        if not source and filename and os.path.isfile(filename):
+            with open(filename, encoding="utf-8-sig") as handle:
+                source = handle.read()
         object.__setattr__(self, "_cfg_dict", ConfigDict(copy.deepcopy(dict(cfg_dict))))
         object.__setattr__(self, "_filename", os.path.abspath(filename) if filename else None)
-        object.__setattr__(self, "_text", text or "")
+        object.__setattr__(self, "_text", source or "")
+        object.__setattr__(self, "_env_variables", dict(env_variables or {}))
+        object.__setattr__(self, "_format_python_code", format_python_code)
 
     # ------------------------------------------------------------------ loading
     @staticmethod
-    def fromfile(filename: str | os.PathLike, import_custom_modules: bool = True) -> "Config":
-        """Load a config file with its ``_base_`` files.
+    def fromfile(
+        filename: str | os.PathLike,
+        use_predefined_variables: bool = True,
+        import_custom_modules: bool = True,
+        use_environment_variables: bool = True,
+        lazy_import: bool | None = None,
+        format_python_code: bool = True,
+    ) -> "Config":
+        """Load a config file with its bases.
+
+        Bases come from ``_base_ = [...]`` or, in a pure-Python config, from imports inside
+        ``with read_base():`` (see :func:`read_base`). Before parsing, ``{{fileDirname}}``,
+        ``{{fileBasename}}``, ``{{fileBasenameNoExtension}}`` and ``{{fileExtname}}`` are
+        replaced (unless ``use_predefined_variables`` is False), and so is
+        ``{{$NAME:default}}`` with the environment variable ``NAME`` (unless
+        ``use_environment_variables`` is False).
 
         When the config has ``custom_imports=dict(imports=[...], allow_failed_imports=False)``
         and ``import_custom_modules`` is True, those modules are imported, so the classes
         they register can be named in the config.
+
+        ``lazy_import`` and ``format_python_code`` are accepted for MMEngine compatibility:
+        the style of a file is detected from its content, and imports in a config always
+        run when it is loaded.
         """
         filename = os.fspath(filename)
-        cfg_dict, text = load_file(filename)
+        cfg_dict, text, env_variables = load_file(filename, use_predefined_variables, use_environment_variables)
         if import_custom_modules and "custom_imports" in cfg_dict:
             import_custom_modules_from(cfg_dict["custom_imports"], filename)
-        return Config(cfg_dict, filename=filename, text=text)
+        return Config(
+            cfg_dict,
+            cfg_text=text,
+            filename=filename,
+            env_variables=env_variables,
+            format_python_code=format_python_code,
+        )
+
+    @staticmethod
+    def fromstring(cfg_str: str, file_format: str) -> "Config":
+        """Build a config from the text of a config file in ``file_format``.
+
+        ``file_format`` is the suffix the text would have as a file: ``'.py'``, ``'.json'``,
+        ``'.yaml'`` or ``'.yml'``. The text is written to a temporary file that is read
+        like any config file (so ``_base_`` paths are relative to the temporary folder and
+        only absolute ones work) and then deleted.
+
+        Example:
+            >>> Config.fromstring("lr = 0.1\\nmodel = dict(type='MLP')", '.py').model.type
+            'MLP'
+        """
+        if file_format not in SUPPORTED_SUFFIXES:
+            raise ConfigOSError(
+                f"file_format must be one of {', '.join(SUPPORTED_SUFFIXES)} (with the dot), "
+                f"got {file_format!r}"
+            )
+        if file_format != ".py" and "dict(" in cfg_str:
+            warnings.warn(
+                f"the config text contains 'dict(' but is read as {file_format}; "
+                "pass file_format='.py' if it is Python",
+                stacklevel=2,
+            )
+        # delete=False and a separate read: Windows cannot open a temporary file twice.
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=file_format, delete=False) as handle:
+            handle.write(cfg_str)
+        try:
+            return Config.fromfile(handle.name)
+        finally:
+            os.remove(handle.name)
+
+    @staticmethod
+    def auto_argparser(description: str | None = None) -> tuple[ArgumentParser, "Config"]:
+        """A parser with a ``config`` argument and an option for every key of that config.
+
+        The config file is the first positional argument on the command line
+        (``sys.argv``); it is loaded, and every setting in it becomes an option
+        (``--lr``, ``--model.depth``; see :func:`add_args` for the types). Returns the
+        parser and the loaded config.
+        """
+        first = ArgumentParser(description=description)
+        first.add_argument("config", help="config file path")
+        cfg = Config.fromfile(first.parse_known_args()[0].config)
+        parser = ArgumentParser(description=description)
+        parser.add_argument("config", help="config file path")
+        add_args(parser, cfg._cfg_dict)
+        return parser, cfg
+
+    @staticmethod
+    def diff(cfg1: "str | os.PathLike | Config", cfg2: "str | os.PathLike | Config") -> str:
+        """A unified diff of the two configs' :attr:`pretty_text` (a path is loaded first).
+
+        Lines only in ``cfg1`` start with ``-``, lines only in ``cfg2`` with ``+``; equal
+        configs give an empty string.
+        """
+        first = cfg1 if isinstance(cfg1, Config) else Config.fromfile(cfg1)
+        second = cfg2 if isinstance(cfg2, Config) else Config.fromfile(cfg2)
+        lines = difflib.unified_diff(first.pretty_text.split("\n"), second.pretty_text.split("\n"), lineterm="")
+        return "".join(line + "\n" for line in lines)
 
     # ------------------------------------------------------------------ views
     @property
@@ -74,12 +196,22 @@ class Config:
         return self._text
 
     @property
+    def env_variables(self) -> dict:
+        """The environment variables that ``{{$NAME:default}}`` placeholders took values from."""
+        return self._env_variables
+
+    @property
     def pretty_text(self) -> str:
         """The config as Python source (what :meth:`dump` writes to a ``.py`` file)."""
         return format_python(self._cfg_dict)
 
-    def to_dict(self) -> dict:
-        """A deep copy of the config made of plain dicts, lists and tuples."""
+    def to_dict(self, keep_imported: bool = False) -> dict:
+        """A deep copy of the config made of plain dicts, lists and tuples.
+
+        Classes and functions (a ``type`` imported in a pure-Python config) stay objects.
+        ``keep_imported`` is accepted for MMEngine compatibility: imported classes and
+        modules are never settings here.
+        """
         return self._cfg_dict.to_dict()
 
     # ------------------------------------------------------------------ changing
@@ -192,10 +324,11 @@ class Config:
         return len(self._cfg_dict)
 
     def __eq__(self, other: object) -> bool:
+        # A class compares equal to its import path, which is what a dump writes for it.
         if isinstance(other, Config):
-            return self.to_dict() == other.to_dict()
+            return _comparable(self.to_dict()) == _comparable(other.to_dict())
         if isinstance(other, dict):
-            return self.to_dict() == ConfigDict(other).to_dict()
+            return _comparable(self.to_dict()) == _comparable(ConfigDict(other).to_dict())
         return NotImplemented
 
     def __repr__(self) -> str:
@@ -219,16 +352,24 @@ class Config:
         return {name: getattr(self, name) for name in _OWN_ATTRIBUTES}
 
     def __setstate__(self, state: dict) -> None:
+        defaults = {"_env_variables": {}, "_format_python_code": True}  # pickles of older versions
         for name in _OWN_ATTRIBUTES:
-            object.__setattr__(self, name, state[name])
+            object.__setattr__(self, name, state.get(name, defaults.get(name)))
 
 
 def _as_config_value(value: Any) -> Any:
-    if isinstance(value, dict) and not isinstance(value, ConfigDict):
-        return ConfigDict(value)
-    # Dicts inside lists get attribute access too, as they do when a file is loaded.
-    if type(value) in (list, tuple):
-        return type(value)(_as_config_value(item) for item in value)
+    # Dicts (also inside lists) get attribute access, as they do when a file is loaded;
+    # the user's own dict subclasses keep their class.
+    return ConfigDict._hook(value)
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _comparable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_comparable(item) for item in value) if type(value) in (list, tuple) else value
+    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
+        return import_path(value)
     return value
 
 

@@ -15,26 +15,44 @@ import json
 import os
 import re
 import tokenize
-import traceback
-import types
+from dataclasses import dataclass, field
 from typing import Any
 
 from minirunner.utils import ConfigError
 
-from .config_dict import ConfigDict
+from .config_dict import DELETE_KEY, ConfigDict, rebuild_mapping
+from .execution import execute, public_names, settings
+from .python_style import Loaded, evaluate_python_style, is_python_style
+from .substitution import substitute_environment_variables, substitute_predefined_variables
 
 BASE_KEY = "_base_"
-DELETE_KEY = "_delete_"
 SUPPORTED_SUFFIXES = (".py", ".json", ".yaml", ".yml")
 _PLACEHOLDER = re.compile(r"\{\{\s*_base_\.([\w.]+)\s*\}\}")
 
 
-def load_file(path: str) -> tuple[ConfigDict, str]:
-    """Read ``path`` with all its bases; return the merged config and the text of every file."""
-    return _load(os.path.abspath(path), stack=[])
+@dataclass
+class LoadOptions:
+    """How files are read: which substitutions apply, and what they used."""
+
+    predefined_variables: bool = True
+    environment_variables: bool = True
+    used_environment: dict[str, str] = field(default_factory=dict)
 
 
-def _load(path: str, stack: list[str]) -> tuple[ConfigDict, str]:
+def load_file(
+    path: str, use_predefined_variables: bool = True, use_environment_variables: bool = True
+) -> tuple[ConfigDict, str, dict[str, str]]:
+    """Read ``path`` with all its bases.
+
+    Returns the merged config, the text of every file, and the environment variables that
+    ``{{$NAME:default}}`` placeholders took their values from.
+    """
+    options = LoadOptions(use_predefined_variables, use_environment_variables)
+    loaded = _load(os.path.abspath(path), [], options)
+    return loaded.values, loaded.text, options.used_environment
+
+
+def _load(path: str, stack: list[str], options: LoadOptions) -> Loaded:
     if path in stack:
         chain = " -> ".join(os.path.basename(p) for p in stack + [path])
         raise ConfigError(f"circular _base_ inheritance: {chain}; remove one of these _base_ entries")
@@ -45,23 +63,36 @@ def _load(path: str, stack: list[str]) -> tuple[ConfigDict, str]:
         )
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}; check the path (relative paths start at {os.getcwd()})")
-    source = _read_text(path, named_by=stack[-1] if stack else None)
+    original = _read_text(path, named_by=stack[-1] if stack else None)
+    source = original
+    if options.predefined_variables:
+        source = substitute_predefined_variables(path, source)
+    if options.environment_variables:
+        source = substitute_environment_variables(path, source, options.used_environment)
+    own_text = f"# {path}\n{original}"
+
+    if suffix == ".py":
+        tree = _parse_python(path, source)
+        if is_python_style(tree):
+            loaded = evaluate_python_style(path, tree, lambda base: _load(base, stack + [path], options))
+            text = "\n".join(t for t in (loaded.text, own_text) if t)
+            return Loaded(loaded.values, text, loaded.exports)
 
     base_paths = _base_paths(path, source, suffix)
     base_cfg = ConfigDict()
     base_texts = []
     key_origin: dict[str, str] = {}
     for base_path in base_paths:
-        cfg, text = _load(base_path, stack + [path])
-        for key in cfg:
+        cfg = _load(base_path, stack + [path], options)
+        for key in cfg.values:
             if key in key_origin:
                 raise ConfigError(
                     f"{path}: the key '{key}' is defined in two _base_ files, {key_origin[key]} and "
                     f"{base_path}; keep it in one base, or set it in {os.path.basename(path)} itself"
                 )
             key_origin[key] = base_path
-        base_cfg.update(cfg)
-        base_texts.append(text)
+        base_cfg.update(cfg.values)
+        base_texts.append(cfg.text)
 
     if suffix == ".py":
         own = _evaluate_python(path, source, base_cfg)
@@ -70,8 +101,8 @@ def _load(path: str, stack: list[str]) -> tuple[ConfigDict, str]:
         data.pop(BASE_KEY, None)
         own = _substitute_data(data, base_cfg, path)
     merged = merge(base_cfg, own)
-    text = "\n".join(base_texts + [f"# {path}\n{source}"])
-    return merged, text
+    text = "\n".join(base_texts + [own_text])
+    return Loaded(merged, text, dict(merged))
 
 
 def _read_text(path: str, named_by: str | None = None) -> str:
@@ -172,34 +203,15 @@ def _evaluate_python(path: str, source: str, base_cfg: ConfigDict) -> ConfigDict
     source = _rewrite_placeholders(path, source, base_cfg)
     tree = _parse_python(path, source)
     tree.body = [node for node in tree.body if not _assigns_base(node)]
-    code = compile(tree, path, "exec")
     namespace: dict[str, Any] = {
         "__file__": path,
         "__name__": "__minirunner_config__",
         BASE_KEY: copy.deepcopy(base_cfg),
     }
-    try:
-        exec(code, namespace)
-    except Exception as error:
-        line = _line_in_file(error, path)
-        where = f"{path}, line {line}" if line else path
-        raise ConfigError(f"{where}: {type(error).__name__}: {error}") from error
-    values = {}
-    for name, value in namespace.items():
-        if name.startswith("__") or name == BASE_KEY:
-            continue
-        # Imports and helper functions or classes in a config are tools, not settings.
-        if isinstance(value, (types.ModuleType, types.FunctionType, type)):
-            continue
-        values[name] = value
-    return ConfigDict(values)
-
-
-def _line_in_file(error: BaseException, path: str) -> int | None:
-    for frame in reversed(traceback.extract_tb(error.__traceback__)):
-        if frame.filename == path:
-            return frame.lineno
-    return None
+    execute(path, tree, namespace)
+    names = public_names(namespace)
+    names.pop(BASE_KEY, None)
+    return settings(names)
 
 
 def _rewrite_placeholders(path: str, source: str, base_cfg: ConfigDict) -> str:
@@ -319,24 +331,24 @@ def merge(base: dict, child: dict) -> ConfigDict:
 
     Dicts merge key by key, recursively; lists and scalars in ``child`` replace the base's;
     a child dict with ``_delete_=True`` replaces the base dict instead of merging into it.
+    A base value of the user's own dict subclass keeps its class.
     """
-    result = ConfigDict(copy.deepcopy(dict(base)))
+    result = copy.deepcopy(dict(base))
     for key, value in child.items():
         if isinstance(value, dict) and value.get(DELETE_KEY, False):
             result[key] = strip_delete_keys(value)
         elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merge(result[key], value)
+            result[key] = rebuild_mapping(result[key], merge(result[key], value), ConfigDict)
         else:
             result[key] = strip_delete_keys(value)
-    return result
+    return ConfigDict(result)
 
 
 def strip_delete_keys(value: Any) -> Any:
     """A deep copy of ``value`` without ``_delete_`` keys."""
     if isinstance(value, dict):
-        return ConfigDict({k: strip_delete_keys(v) for k, v in value.items() if k != DELETE_KEY})
-    if isinstance(value, list):
-        return [strip_delete_keys(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(strip_delete_keys(v) for v in value)
+        items = {k: strip_delete_keys(v) for k, v in value.items() if k != DELETE_KEY}
+        return rebuild_mapping(value, items, ConfigDict)
+    if type(value) in (list, tuple):
+        return type(value)(strip_delete_keys(v) for v in value)
     return copy.deepcopy(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import sys
 from typing import Any
 
 from minirunner.utils import ConfigError
@@ -34,7 +35,7 @@ def to_plain_data(value: Any, key: str = "") -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if callable(value) and hasattr(value, "__qualname__"):
-        return _import_path(value)
+        return import_path(value)
     raise ConfigError(
         f"{type(value).__name__} values cannot be written to a config file; use a string or number",
         key=key or None,
@@ -45,8 +46,23 @@ def _is_identifier(key: Any) -> bool:
     return isinstance(key, str) and key.isidentifier() and not keyword.iskeyword(key)
 
 
-def _import_path(obj: Any) -> str:
-    return f"{obj.__module__}.{obj.__qualname__}"
+def import_path(obj: Any) -> str:
+    """``'package.module.Name'`` for a class or function: what a dump writes for it.
+
+    The shortest already-imported package that exposes the object is used, so
+    ``torch.optim.SGD`` is written as such rather than as ``torch.optim.sgd.SGD``; both
+    import back to the same class.
+    """
+    module = getattr(obj, "__module__", None) or "?"
+    qualname = obj.__qualname__
+    parts = module.split(".")
+    for end in range(1, len(parts)):
+        found: Any = sys.modules.get(".".join(parts[:end]))
+        for attr in qualname.split("."):
+            found = getattr(found, attr, None)
+        if found is obj:
+            return f"{'.'.join(parts[:end])}.{qualname}"
+    return f"{module}.{qualname}"
 
 
 def _format(value: Any, depth: int, used: int, key: str) -> str:

@@ -34,7 +34,8 @@ def rich_values() -> dict:
         empty_list=[],
         empty_tuple=(),
         empty_dict={},
-        text="it's \"quoted\"\nsecond line \u00e9",
+        # Not `text`: that name is reserved for Config.text, as in MMEngine.
+        quoted_text="it's \"quoted\"\nsecond line \u00e9",
         long_list=list(range(50)),
         long_text="word " * 40,
         nested=[[1, [2, (3, 4)]], {"k": [dict(a=1)]}],
