@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -9,45 +10,42 @@ import torch
 from torch import nn
 
 from minirunner.logging import print_log
+from minirunner.model.averaged_model import (
+    AveragedModelConfigError,
+    BaseAveragedModel,
+    check_averaged_model_args,
+)
+from minirunner.model.base_tta_model import BaseTTAModel
 from minirunner.model.wrappers import is_model_wrapper
-from minirunner.registry import HOOKS
+from minirunner.registry import HOOKS, MODELS
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
 from .hook import Hook
 
-EMA_TYPES = ("ExponentialMovingAverage", "MomentumAnnealingEMA", "StochasticWeightAverage")
-
 # Checkpoint layout of the averages, the reference's: 'module.<name>' per tensor plus 'steps'.
 _PREFIX = "module."
-
-
-def _foreach_copy(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
-    if dst:
-        torch._foreach_copy_(dst, src)
 
 
 @HOOKS.register_module()
 class EMAHook(Hook):
     """Average the model's weights during training; validate, test and save with the average.
 
-    After every training iteration each averaged tensor moves towards the model's tensor:
-    ``ema = (1 - w) * ema + w * param``. ``w`` is the weight of the *new* value (as in
-    the reference engine, not timm's ``decay = 1 - w``):
+    The average is an averaged model (``ema_model``) built from ``MODELS`` as
+    ``dict(type=ema_type, model=<the model>, **kwargs)``; ``src_model`` is the model
+    being trained (unwrapped from DDP). After every training iteration the average
+    moves towards the weights: ``ema = (1 - w) * ema + w * param``, where ``w`` is
+    the weight of the *new* value (as in the reference engine, not timm's decay):
 
-    - ``'ExponentialMovingAverage'``: ``w = momentum``.
-    - ``'MomentumAnnealingEMA'``: ``w = max(momentum, gamma / (gamma + steps))``, large at
-      first and annealed down to ``momentum``.
-    - ``'StochasticWeightAverage'``: ``w = 1 / (steps // interval + 1)``, the plain mean of
-      the weights seen at each update (``momentum`` is not used).
+    - ``'ExponentialMovingAverage'``: ``w = momentum`` (default 0.0002).
+    - ``'MomentumAnnealingEMA'``: ``w = max(momentum, gamma / (gamma + steps))``.
+    - ``'StochasticWeightAverage'``: ``w = 1 / (steps // interval + 1)``, the mean.
+    - any other :class:`~minirunner.model.averaged_model.BaseAveragedModel` subclass
+      registered in ``MODELS``.
 
     ``steps`` counts the updates since averaging began. The first update copies the
     weights; averaging starts with the second. Until ``begin_iter`` iterations (or
     ``begin_epoch`` epochs, counted from 1) have started, the average simply follows the
     weights, so it starts from the weights the model has when averaging begins.
-
-    Buffers (BatchNorm statistics, ...) are copied from the model at each update unless
-    ``update_buffers=True``, which averages the floating-point ones too. Integer tensors
-    are always copied.
 
     Validation and test run with the averaged weights: they are swapped into the model
     before the epoch and swapped back after it, restoring the training weights exactly.
@@ -57,17 +55,14 @@ class EMAHook(Hook):
     training continues from the raw weights with the averages intact.
 
     Args:
-        ema_type: one of ``'ExponentialMovingAverage'``, ``'MomentumAnnealingEMA'``,
-            ``'StochasticWeightAverage'``.
+        ema_type: the registered name (or class) of the averaged model.
         strict_load: raise when a checkpoint's tensors do not match the model's names
             and shapes (otherwise: a warning, and the matching tensors are loaded).
         begin_iter: the number of iterations after which averaging begins.
         begin_epoch: the number of epochs after which averaging begins; set at most one
             of ``begin_iter`` and ``begin_epoch``.
-        momentum: the weight of the new value, in (0, 1). Default 0.0002.
-        interval: average every ``interval`` iterations (buffers follow at every one).
-        update_buffers: average floating-point buffers instead of copying them.
-        gamma: ``MomentumAnnealingEMA`` only: how slowly the weight anneals (default 100).
+        **kwargs: arguments of the averaged model: ``momentum``, ``interval``,
+            ``update_buffers``, ``device``, ``gamma`` (``MomentumAnnealingEMA``).
 
     Example:
         >>> custom_hooks = [dict(type='EMAHook', momentum=0.0002, begin_epoch=2)]
@@ -77,49 +72,25 @@ class EMAHook(Hook):
 
     def __init__(
         self,
-        ema_type: str = "ExponentialMovingAverage",
+        ema_type: str | type = "ExponentialMovingAverage",
         strict_load: bool = False,
         begin_iter: int = 0,
         begin_epoch: int = 0,
-        momentum: float = 0.0002,
-        interval: int = 1,
-        update_buffers: bool = False,
-        gamma: float | None = None,
+        **kwargs: Any,
     ) -> None:
-        if ema_type not in EMA_TYPES:
-            raise ConfigError(
-                f"unknown ema_type {ema_type!r}.{did_you_mean(str(ema_type), EMA_TYPES)} "
-                f"Use one of {quoted_list(EMA_TYPES)}",
-                key="ema_type",
-            )
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 < momentum < 1:
-            raise ConfigError(
-                f"momentum must be a number in (0, 1), got {momentum!r}; it is the weight of the "
-                "new value (ema = (1 - momentum) * ema + momentum * param), e.g. 0.0002",
-                key="momentum",
-            )
+        ema_class = _averaged_model_class(ema_type)
+        check_averaged_model_args(ema_class, kwargs)
         for key, value in (("begin_iter", begin_iter), ("begin_epoch", begin_epoch)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{key} must be an int >= 0, got {value!r}", key=key)
+                raise AveragedModelConfigError(f"{key} must be an int >= 0, got {value!r}", key=key)
         if begin_iter and begin_epoch:
-            raise ConfigError(
+            raise AveragedModelConfigError(
                 f"begin_iter ({begin_iter}) and begin_epoch ({begin_epoch}) are both set; "
                 "set only one of them",
                 key="begin_epoch",
             )
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ConfigError(f"interval must be an int >= 1, got {interval!r}", key="interval")
-        if gamma is not None and ema_type != "MomentumAnnealingEMA":
-            raise ConfigError(
-                f"gamma only applies to ema_type='MomentumAnnealingEMA', not {ema_type!r}; "
-                "remove it or change ema_type",
-                key="gamma",
-            )
-        if ema_type == "MomentumAnnealingEMA":
-            gamma = 100 if gamma is None else gamma
-            if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma <= 0:
-                raise ConfigError(f"gamma must be a number > 0, got {gamma!r}", key="gamma")
-        if momentum > 0.5 and ema_type != "StochasticWeightAverage":
+        momentum = kwargs.get("momentum", 0.0)
+        if momentum > 0.5 and "momentum" in inspect.signature(ema_class).parameters:
             # A frequent slip when coming from timm-style EMAs, where 0.9998 means 0.0002 here.
             print_log(
                 f"EMAHook: momentum={momentum} is the weight of the new value at each update, "
@@ -128,38 +99,35 @@ class EMAHook(Hook):
                 logger="current",
                 level=logging.WARNING,
             )
-        self.ema_type = ema_type
+        self.ema_cfg = dict(type=ema_type, **kwargs)
         self.strict_load = strict_load
         self.begin_iter = begin_iter
         self.begin_epoch = begin_epoch
         self.enabled_by_epoch = begin_epoch > 0
-        self.momentum = float(momentum)
-        self.interval = interval
-        self.update_buffers = update_buffers
-        self.gamma = gamma
 
-        self.steps = 0  # updates since averaging began; a Python int, so no host sync
-        self._model: nn.Module | None = None  # the (unwrapped) model being averaged
-        self._slot_of: dict[str, int] = {}  # every parameter/buffer name (tied ones too) -> slot
-        self._state_names: list[str] = []  # the names that go into checkpoints
-        self._ema: list[torch.Tensor] = []  # one averaged tensor per distinct model tensor
-        self._is_param: list[bool] = []
-        self._src: list[torch.Tensor] | None = None  # the model's tensor per slot
-        self._swap_slots: list[int] = []
+        self.src_model: nn.Module | None = None  # the (unwrapped) model being trained
+        self.ema_model: BaseAveragedModel | None = None  # built in before_run
         self._swapped = False  # True while the model holds the averaged weights
+
+    @property
+    def steps(self) -> int:
+        """The number of updates since averaging began (the averaged model's ``steps``)."""
+        return 0 if self.ema_model is None else self.ema_model._steps
 
     # ------------------------------------------------------------------ hook events
     def before_run(self, runner: Any) -> None:
-        """Copy the model's current weights as the initial average.
+        """Build the averaged model: a copy of the model's current weights.
 
         A second run on the same model (``runner.test()`` after ``runner.train()``)
         keeps the averages it has.
         """
         model = self._unwrap(runner.model)
-        if model is self._model:
-            self._bind(model)
-        else:
-            self._create(model)
+        if self.ema_model is not None and model is self.src_model:
+            self.ema_model._bind(model)
+            return
+        self.src_model = model
+        self.ema_model = MODELS.build(self.ema_cfg, default_args=dict(model=model))
+        self.ema_model._bind(model)
 
     def before_train(self, runner: Any) -> None:
         """Check the begin point against the run's length; re-bind to the model's tensors."""
@@ -182,19 +150,14 @@ class EMAHook(Hook):
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None
     ) -> None:
         """Update the average (or, before the begin point, follow the weights)."""
-        if self._src is None:
+        ema_model = self.ema_model
+        if ema_model is None:
             self._ensure_bound(runner)
-        with torch.no_grad():
-            if not self._started(runner):
-                _foreach_copy(self._ema, self._src)
-                return
-            if self.steps == 0:
-                _foreach_copy(self._ema, self._src)
-            else:
-                if self.steps % self.interval == 0 and self._avg_dst:
-                    torch._foreach_lerp_(self._avg_dst, self._avg_src, self._weight())
-                _foreach_copy(self._copy_dst, self._copy_src)
-            self.steps += 1
+            ema_model = self.ema_model
+        if self._started(runner):
+            ema_model.update_parameters(self.src_model)
+        else:
+            ema_model._follow(self.src_model)
 
     def before_val_epoch(self, runner: Any) -> None:
         """Put the averaged weights into the model for validation."""
@@ -264,118 +227,64 @@ class EMAHook(Hook):
 
     # ------------------------------------------------------------------ state
     def ema_state_dict(self) -> dict[str, torch.Tensor]:
-        """The averages in the reference's layout: ``'module.<name>'`` per tensor, ``'steps'``.
+        """The averages in the reference's layout: ``'steps'`` and ``'module.<name>'``
+        (``ema_model.state_dict()``).
 
         The tensors are the live averages, not copies: clone them to keep a snapshot.
         """
-        state: dict[str, torch.Tensor] = {"steps": torch.tensor(self.steps, dtype=torch.long)}
-        for name in self._state_names:
-            state[_PREFIX + name] = self._ema[self._slot_of[name]]
-        return state
+        assert self.ema_model is not None, "EMAHook: before_run has not run yet"
+        return dict(self.ema_model.state_dict())
 
     def load_ema_state_dict(self, state: dict[str, Any], strict: bool = False) -> None:
         """Load what :meth:`ema_state_dict` returned (also a reference engine checkpoint's)."""
         self._load_tensors(state, prefix=_PREFIX, strict=strict, what="ema_state_dict")
         if "steps" in state:
-            self.steps = int(state["steps"])
+            self.ema_model._set_steps(int(state["steps"]))
 
     # ------------------------------------------------------------------ internals
     @staticmethod
     def _unwrap(model: nn.Module) -> nn.Module:
-        return model.module if is_model_wrapper(model) else model
+        # DDP and test-time augmentation (PrepareTTAHook) wrap the model being averaged.
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
+        return model
 
     def _started(self, runner: Any) -> bool:
         if self.enabled_by_epoch:
             return runner.epoch + 1 >= self.begin_epoch
         return runner.iter + 1 >= self.begin_iter
 
-    def _weight(self) -> float:
-        if self.ema_type == "ExponentialMovingAverage":
-            return self.momentum
-        if self.ema_type == "MomentumAnnealingEMA":
-            return max(self.momentum, self.gamma / (self.gamma + self.steps))
-        return 1.0 / (self.steps // self.interval + 1)
-
-    @staticmethod
-    def _named_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
-        # remove_duplicate=False lists tied weights under every name, so each checkpoint key
-        # maps to its averaged tensor.
-        named = [(n, p, True) for n, p in model.named_parameters(remove_duplicate=False)]
-        named += [(n, b, False) for n, b in model.named_buffers(remove_duplicate=False)]
-        return named
-
-    def _create(self, model: nn.Module) -> None:
-        slot_of_tensor: dict[int, int] = {}
-        self._slot_of, self._ema, self._is_param = {}, [], []
-        for name, tensor, is_param in self._named_tensors(model):
-            slot = slot_of_tensor.get(id(tensor))
-            if slot is None:
-                slot = slot_of_tensor[id(tensor)] = len(self._ema)
-                self._ema.append(tensor.detach().clone())
-                self._is_param.append(is_param)
-            self._slot_of[name] = slot
-        # Non-persistent buffers are averaged but, like the model's, never saved.
-        self._state_names = [name for name in model.state_dict() if name in self._slot_of]
-        self.steps = 0
-        self._bind(model)
-
-    def _bind(self, model: nn.Module) -> None:
-        """Point the per-slot source list at the model's current tensors."""
-        src: list[torch.Tensor | None] = [None] * len(self._ema)
-        for name, tensor, _ in self._named_tensors(model):
-            slot = self._slot_of.get(name)
-            if slot is None:
-                raise RuntimeError(
-                    f"EMAHook: the model gained the tensor {name!r} after the average was "
-                    "created; build the whole model before training starts"
-                )
-            src[slot] = tensor
-        missing = [name for name, slot in self._slot_of.items() if src[slot] is None]
-        if missing:
-            raise RuntimeError(f"EMAHook: the model lost the tensor(s) {quoted_list(missing)}")
-        for slot, tensor in enumerate(src):
-            if self._ema[slot].device != tensor.device:
-                self._ema[slot] = self._ema[slot].to(tensor.device)
-        self._model = model
-        self._src = src  # type: ignore[assignment]
-        averaged = [
-            slot for slot in range(len(src))
-            if (self._is_param[slot] or self.update_buffers)
-            and (self._ema[slot].is_floating_point() or self._ema[slot].is_complex())
-        ]
-        copied = sorted(set(range(len(src))) - set(averaged))
-        self._avg_dst = [self._ema[s] for s in averaged]
-        self._avg_src = [src[s] for s in averaged]
-        self._copy_dst = [self._ema[s] for s in copied]
-        self._copy_src = [src[s] for s in copied]
-        self._swap_slots = [s for s in range(len(src)) if self._is_param[s] or self.update_buffers]
-
     def _ensure_bound(self, runner: Any, rebind: bool = False) -> None:
         model = self._unwrap(runner.model)
-        if self._model is None:
-            self._create(model)
-        elif rebind or model is not self._model:
-            self._bind(model)
+        if self.ema_model is None:
+            self.before_run(runner)
+        elif rebind or model is not self.src_model:
+            self.src_model = model
+            self.ema_model._bind(model)
 
     def _swap(self, runner: Any) -> None:
         self._ensure_bound(runner, rebind=True)
         with torch.no_grad():
-            for slot in self._swap_slots:
-                ema, src = self._ema[slot], self._src[slot]
+            for ema, src in self.ema_model._swap_pairs():
                 held = ema.clone()
                 ema.copy_(src)
                 src.copy_(held)
         self._swapped = not self._swapped
 
     def _copy_into_model(self, state: dict[str, Any]) -> None:
+        ema_model = self.ema_model
+        source = ema_model._source
         with torch.no_grad():
             for name, value in state.items():
-                slot = self._slot_of.get(name)
-                if slot is not None and isinstance(value, torch.Tensor) and value.shape == self._src[slot].shape:
-                    self._src[slot].copy_(value)
+                slot = ema_model._slot_of.get(name)
+                if slot is not None and isinstance(value, torch.Tensor) and value.shape == source[slot].shape:
+                    source[slot].copy_(value)
 
     def _load_tensors(self, state: dict[str, Any], prefix: str, strict: bool, what: str) -> None:
-        missing = [name for name in self._state_names if prefix + name not in state]
+        ema_model = self.ema_model
+        slot_of, tensors = ema_model._slot_of, ema_model._tensors
+        state_names = list(ema_model.module.state_dict())
+        missing = [name for name in state_names if prefix + name not in state]
         unexpected, mismatched = [], []
         loads = []
         for key, value in state.items():
@@ -383,12 +292,12 @@ class EMAHook(Hook):
                 if key != "steps":
                     unexpected.append(key)
                 continue
-            slot = self._slot_of.get(key[len(prefix):])
+            slot = slot_of.get(key[len(prefix):])
             if slot is None:
                 unexpected.append(key)
-            elif not isinstance(value, torch.Tensor) or value.shape != self._ema[slot].shape:
+            elif not isinstance(value, torch.Tensor) or value.shape != tensors[slot].shape:
                 shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                mismatched.append(f"{key} {shape} vs {tuple(self._ema[slot].shape)}")
+                mismatched.append(f"{key} {shape} vs {tuple(tensors[slot].shape)}")
             else:
                 loads.append((slot, value))
         problems = []
@@ -412,7 +321,30 @@ class EMAHook(Hook):
             )
         with torch.no_grad():
             for slot, value in loads:
-                self._ema[slot].copy_(value)
+                tensors[slot].copy_(value)
+
+
+def _averaged_model_class(ema_type: Any) -> type:
+    """The averaged model class ``ema_type`` names, or a ConfigError naming ``ema_type``."""
+    if isinstance(ema_type, str):
+        found = MODELS.get(ema_type)
+        if found is None:
+            known = [n for n, obj in MODELS.module_dict.items() if _is_averaged_model(obj)]
+            raise AveragedModelConfigError(
+                f"unknown ema_type {ema_type!r}.{did_you_mean(ema_type, known)} Use one of "
+                f"{quoted_list(known)}, or register a BaseAveragedModel subclass in MODELS",
+                key="ema_type",
+            )
+        ema_type = found
+    if not _is_averaged_model(ema_type):
+        raise AveragedModelConfigError(
+            f"ema_type must name a BaseAveragedModel subclass, got {ema_type!r}", key="ema_type"
+        )
+    return ema_type
+
+
+def _is_averaged_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseAveragedModel)
 
 
 def _swap_entries(model_state: dict, ema_state: dict) -> None:

@@ -91,7 +91,8 @@ def test_momentum_is_the_weight_of_the_new_value():
 
 def test_default_momentum_matches_closed_form():
     hook, runner, model = make()
-    assert hook.momentum == 0.0002
+    # As in the reference, the momentum belongs to the averaged model, not to the hook.
+    assert hook.ema_model.momentum == 0.0002
     train_iters(hook, runner, model, range(4))
     assert ema_flat(hook) == pytest.approx(expected_ema([0, 1, 2, 3], [0.0002] * 3), abs=1e-5)
 

@@ -1,0 +1,407 @@
+"""Averaged copies of a model's weights: EMA, EMA with momentum annealing, SWA.
+
+The classes follow the reference engine's ``mmengine.model.averaged_model``: each is an
+``nn.Module`` holding a copy of the model as ``module`` and an update counter as the
+buffer ``steps``, so ``state_dict()`` has the reference's layout (``'steps'`` plus
+``'module.<name>'``) and ``EMAHook`` can save and resume it. They are registered in
+``MODELS``, from where ``EMAHook(ema_type=...)`` builds them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import abstractmethod
+from copy import deepcopy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from minirunner.registry import MODELS
+from minirunner.utils import ConfigError, did_you_mean, quoted_list
+
+
+class AveragedModelConfigError(ConfigError, AssertionError):
+    """A bad argument of an averaged model (``momentum``, ``gamma``, ``interval``).
+
+    The reference asserts these, so code written for it catches ``AssertionError``; this
+    class is both that and a :class:`ConfigError`.
+    """
+
+    def __str__(self) -> str:
+        return self._message()
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
+class BaseAveragedModel(nn.Module):
+    """A copy of ``model`` whose weights are a running average of the model's weights.
+
+    Subclasses define :meth:`avg_func`. :meth:`update_parameters` is called with the
+    (changing) model after each optimizer step:
+
+    - the first update copies every weight;
+    - later updates average the parameters (and, with ``update_buffers=True``, the
+      floating-point buffers) on every ``interval``-th update, through :meth:`avg_func`;
+    - tensors that are not averaged (buffers by default, integer tensors always) are
+      copied from the model at every update, so BatchNorm statistics and counters stay
+      those of the model.
+
+    ``steps`` (a buffer, saved in ``state_dict``) counts the updates. Tied weights are
+    averaged once. The copy lives on ``device`` when given; otherwise it follows the
+    devices of the model's tensors.
+
+    Args:
+        model: the model to average; it is deep-copied.
+        interval: average every ``interval`` updates. Default 1.
+        device: where to keep the averages; None keeps them beside the model's weights.
+        update_buffers: also average the floating-point buffers instead of copying them.
+
+    Example:
+        >>> from minirunner.model.averaged_model import ExponentialMovingAverage
+        >>> student = nn.Linear(2, 2)
+        >>> teacher = ExponentialMovingAverage(student, momentum=0.001)
+        >>> teacher.update_parameters(student)  # after each optimizer step
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        interval: int = 1,
+        device: torch.device | str | None = None,
+        update_buffers: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_interval(interval)
+        self.module = deepcopy(model)
+        self.interval = interval
+        self.device = None if device is None else torch.device(device)
+        if self.device is not None:
+            self.module = self.module.to(self.device)
+        self.register_buffer("steps", torch.tensor(0, dtype=torch.long, device=self.device))
+        self.update_buffers = update_buffers
+        # The averaged tensors by name, as in the reference (state_dict entries or parameters).
+        self.avg_parameters: dict[str, Tensor] = (
+            self.module.state_dict() if update_buffers else dict(self.module.named_parameters())
+        )
+        # A Python mirror of `steps`: deciding what an update does needs no tensor read.
+        self._steps = 0
+        self.register_load_state_dict_post_hook(_sync_steps)
+        self._index_tensors()
+        self._source: list[Tensor] | None = None
+        self._set_source_model(None)
+
+    # ------------------------------------------------------------------ the average
+    @abstractmethod
+    def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: Tensor) -> None:
+        """Move ``averaged_param`` (in place) towards ``source_param``.
+
+        ``steps`` is the number of updates so far (the ``steps`` buffer).
+        """
+
+    def _lerp_weight(self, steps: int) -> float | None:
+        """The weight of the new value when :meth:`avg_func` is ``lerp_`` with it, else None.
+
+        Lets :meth:`update_parameters` average every tensor with one ``_foreach_lerp_``
+        instead of one Python call per tensor.
+        """
+        return None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the averaged model."""
+        return self.module(*args, **kwargs)
+
+    def update_parameters(self, model: nn.Module) -> None:
+        """Fold the current weights of ``model`` into the average and count the update.
+
+        ``model`` must have the architecture of the averaged model. Its tensors are looked
+        up once per model object; after moving the model to another device call it with
+        the moved model through :meth:`_bind` (``EMAHook`` does).
+        """
+        if model is not self._source_model:
+            self._bind(model)
+        steps = self._steps
+        with torch.no_grad():
+            if steps == 0:
+                _foreach_copy(self._tensors, self._on_device(self._source))
+            else:
+                if steps % self.interval == 0 and self._avg_dst:
+                    avg_src = self._on_device(self._avg_src)
+                    weight = self._lerp_weight(steps) if self._lerp else None
+                    if weight is not None:
+                        torch._foreach_lerp_(self._avg_dst, avg_src, weight)
+                    else:
+                        for dst, src in zip(self._avg_dst, avg_src):
+                            self.avg_func(dst, src, self.steps)
+                _foreach_copy(self._copy_dst, self._on_device(self._copy_src))
+        self._set_steps(steps + 1)
+
+    # ------------------------------------------------------------------ helpers for EMAHook
+    def _index_tensors(self) -> None:
+        """One slot per distinct tensor of ``module`` (tied weights share one)."""
+        slot_of_tensor: dict[int, int] = {}
+        self._slot_of: dict[str, int] = {}
+        self._tensors: list[Tensor] = []
+        self._is_param: list[bool] = []
+        # Where each slot's tensor is stored, to move it without replacing the Parameter.
+        self._owners: list[list[tuple[nn.Module, str]]] = []
+        for module_name, owner in self.module.named_modules(remove_duplicate=False):
+            prefix = f"{module_name}." if module_name else ""
+            for store, is_param in ((owner._parameters, True), (owner._buffers, False)):
+                for name, tensor in store.items():
+                    if tensor is None:
+                        continue
+                    slot = slot_of_tensor.get(id(tensor))
+                    if slot is None:
+                        slot = slot_of_tensor[id(tensor)] = len(self._tensors)
+                        self._tensors.append(tensor)
+                        self._is_param.append(is_param)
+                        self._owners.append([])
+                    if (owner, name) not in self._owners[slot]:
+                        self._owners[slot].append((owner, name))
+                    self._slot_of.setdefault(prefix + name, slot)
+        averaged = [
+            slot for slot, tensor in enumerate(self._tensors)
+            if (self._is_param[slot] or self.update_buffers) and (tensor.is_floating_point() or tensor.is_complex())
+        ]
+        self._averaged = averaged
+        self._copied = sorted(set(range(len(self._tensors))) - set(averaged))
+        self._lerp = _uses_lerp(self)
+
+    def _bind(self, model: nn.Module) -> None:
+        """Pair each averaged tensor with the tensor of the same name in ``model``.
+
+        Without a fixed ``device``, averaged tensors on another device than the model's
+        are moved there (the runner may move the model after the average was made).
+        """
+        source: list[Tensor | None] = [None] * len(self._tensors)
+        named = list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False))
+        for name, tensor in named:
+            slot = self._slot_of.get(name)
+            if slot is None:
+                raise RuntimeError(
+                    f"{type(self).__name__}: the model has the tensor {name!r} that the averaged "
+                    "copy lacks; build the whole model before averaging it"
+                )
+            source[slot] = tensor
+        missing = sorted(name for name, slot in self._slot_of.items() if source[slot] is None)
+        if missing:
+            raise RuntimeError(f"{type(self).__name__}: the model lacks the tensor(s) {missing}")
+        if self.device is None:
+            self._follow_devices(source)  # type: ignore[arg-type]
+        self._source = source  # type: ignore[assignment]
+        self._set_source_model(model)
+        # The lists each update works on, built once per binding.
+        self._avg_dst = [self._tensors[s] for s in self._averaged]
+        self._avg_src = [source[s] for s in self._averaged]
+        self._copy_dst = [self._tensors[s] for s in self._copied]
+        self._copy_src = [source[s] for s in self._copied]
+
+    def _set_source_model(self, model: nn.Module | None) -> None:
+        # Not through nn.Module.__setattr__: the model must not become a submodule (it
+        # would be saved in state_dict and moved with the average).
+        object.__setattr__(self, "_source_model", model)
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "BaseAveragedModel":
+        # `.to()`, `.cuda()`, `.half()` replace buffers: index the new tensors, and pair
+        # them with the model's again at the next update.
+        result = super()._apply(fn, *args, **kwargs)
+        self._index_tensors()
+        self._source = None
+        self._set_source_model(None)
+        return result
+
+    def _on_device(self, tensors: list[Tensor]) -> list[Tensor]:
+        # With a fixed `device` the model's tensors are copied over at each update, as in
+        # the reference; otherwise both sides are already on the same device.
+        if self.device is None:
+            return tensors
+        return [t.to(self.device, non_blocking=True) for t in tensors]
+
+    def _follow_devices(self, source: list[Tensor]) -> None:
+        moved = False
+        for slot, src in enumerate(source):
+            tensor = self._tensors[slot]
+            if tensor.device == src.device:
+                continue
+            moved = True
+            if self._is_param[slot]:
+                tensor.data = tensor.data.to(src.device)  # keeps the Parameter (and its ties)
+            else:
+                tensor = tensor.to(src.device)
+                for owner, name in self._owners[slot]:
+                    owner._buffers[name] = tensor
+                self._tensors[slot] = tensor
+        if moved:
+            self.avg_parameters = (
+                self.module.state_dict() if self.update_buffers else dict(self.module.named_parameters())
+            )
+
+    def _follow(self, model: nn.Module) -> None:
+        """Copy every weight of ``model`` without counting an update (before averaging begins)."""
+        if model is not self._source_model:
+            self._bind(model)
+        with torch.no_grad():
+            _foreach_copy(self._tensors, self._source)  # type: ignore[arg-type]
+
+    def _swap_pairs(self) -> list[tuple[Tensor, Tensor]]:
+        """(averaged, model) tensor pairs that validation swaps: the parameters, and the
+        buffers too with ``update_buffers=True``."""
+        assert self._source is not None, "call _bind(model) first"
+        return [
+            (self._tensors[s], self._source[s])
+            for s in range(len(self._tensors))
+            if self._is_param[s] or self.update_buffers
+        ]
+
+    def _set_steps(self, steps: int) -> None:
+        self._steps = steps
+        self.steps.fill_(steps)
+
+
+def _sync_steps(module: nn.Module, incompatible_keys: Any) -> None:
+    # After load_state_dict the buffer holds the loaded count; the mirror follows it.
+    module._steps = int(module.steps)
+
+
+def _foreach_copy(dst: list[Tensor], src: list[Tensor]) -> None:
+    if dst:
+        torch._foreach_copy_(dst, src)
+
+
+def check_averaged_model_args(cls: type, kwargs: dict[str, Any]) -> None:
+    """Raise a ConfigError naming the key when ``cls(model, **kwargs)`` would be refused.
+
+    Lets ``EMAHook`` report a bad ``momentum`` or an argument of another averaged model
+    (``gamma`` for an ``ExponentialMovingAverage``) when the config is read, before any
+    model exists.
+    """
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        accepted = [n for n, p in params.items() if n != "model" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        for key in kwargs:
+            if key not in accepted:
+                raise AveragedModelConfigError(
+                    f"{cls.__name__} takes no argument {key!r}; it takes {quoted_list(accepted)}."
+                    f"{did_you_mean(key, accepted)} Remove it or choose another ema_type",
+                    key=key,
+                )
+    if "momentum" in kwargs:
+        _check_momentum(kwargs["momentum"])
+    if "interval" in kwargs:
+        _check_interval(kwargs["interval"])
+    if "gamma" in kwargs:
+        _check_gamma(kwargs["gamma"])
+
+
+def _check_interval(interval: Any) -> None:
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise AveragedModelConfigError(f"interval must be an int >= 1, got {interval!r}", key="interval")
+
+
+def _check_gamma(gamma: Any) -> None:
+    if not _is_number(gamma) or gamma <= 0:
+        raise AveragedModelConfigError(f"gamma must be a number > 0, got {gamma!r}", key="gamma")
+
+
+def _check_momentum(momentum: Any) -> float:
+    if not _is_number(momentum) or not 0 < momentum < 1:
+        raise AveragedModelConfigError(
+            f"momentum must be a number in (0, 1), got {momentum!r}; it is the weight of the "
+            "new value (ema = (1 - momentum) * ema + momentum * param), e.g. 0.0002",
+            key="momentum",
+        )
+    return float(momentum)
+
+
+@MODELS.register_module()
+class StochasticWeightAverage(BaseAveragedModel):
+    """Stochastic weight averaging (Izmailov et al., 2018): the plain mean of the weights.
+
+    At the n-th averaging update (n counted from 0 at the first, copying, update) the
+    weight of the new value is ``1 / (steps // interval + 1)``.
+    """
+
+    def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: Tensor) -> None:
+        """``avg += (src - avg) / (steps // interval + 1)``."""
+        averaged_param.lerp_(source_param, self._lerp_weight(int(steps)))
+
+    def _lerp_weight(self, steps: int) -> float:
+        return 1.0 / (steps // self.interval + 1)
+
+
+@MODELS.register_module()
+class ExponentialMovingAverage(BaseAveragedModel):
+    """Exponential moving average: ``avg = (1 - momentum) * avg + momentum * param``.
+
+    ``momentum`` is the weight of the new value (default 0.0002), as in the reference
+    engine, not a timm-style decay (which would be ``1 - momentum``).
+
+    Args:
+        model: the model to average; it is deep-copied.
+        momentum: the weight of the new value, in (0, 1).
+        interval: average every ``interval`` updates.
+        device: where to keep the averages (None: beside the model's weights).
+        update_buffers: also average the floating-point buffers.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        momentum: float = 0.0002,
+        interval: int = 1,
+        device: torch.device | str | None = None,
+        update_buffers: bool = False,
+    ) -> None:
+        momentum = _check_momentum(momentum)
+        super().__init__(model, interval, device, update_buffers)
+        self.momentum = momentum
+
+    def avg_func(self, averaged_param: Tensor, source_param: Tensor, steps: Tensor) -> None:
+        """``avg = (1 - w) * avg + w * src`` with ``w`` from :meth:`_lerp_weight`."""
+        averaged_param.lerp_(source_param, self._lerp_weight(int(steps)))
+
+    def _lerp_weight(self, steps: int) -> float:
+        return self.momentum
+
+
+@MODELS.register_module()
+class MomentumAnnealingEMA(ExponentialMovingAverage):
+    """EMA whose weight of the new value starts large and anneals to ``momentum``:
+    ``w = max(momentum, gamma / (gamma + steps))``.
+
+    Args:
+        model: the model to average; it is deep-copied.
+        momentum: the final weight of the new value, in (0, 1).
+        gamma: how slowly the weight anneals (> 0). Default 100.
+        interval: average every ``interval`` updates.
+        device: where to keep the averages (None: beside the model's weights).
+        update_buffers: also average the floating-point buffers.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        momentum: float = 0.0002,
+        gamma: int = 100,
+        interval: int = 1,
+        device: torch.device | str | None = None,
+        update_buffers: bool = False,
+    ) -> None:
+        _check_gamma(gamma)
+        super().__init__(model, momentum=momentum, interval=interval, device=device, update_buffers=update_buffers)
+        self.gamma = gamma
+
+    def _lerp_weight(self, steps: int) -> float:
+        return max(self.momentum, self.gamma / (self.gamma + steps))
+
+
+# The avg_func implementations that are `lerp_` with `_lerp_weight`: a subclass that
+# overrides avg_func gets its own called per tensor, as in the reference.
+_LERP_AVG_FUNCS = frozenset({StochasticWeightAverage.avg_func, ExponentialMovingAverage.avg_func})
+
+
+def _uses_lerp(model: BaseAveragedModel) -> bool:
+    return type(model).avg_func in _LERP_AVG_FUNCS
