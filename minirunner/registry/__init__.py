@@ -1,6 +1,9 @@
-"""Registries: how configs name classes. See :class:`Registry`."""
+"""Registries: how configs name classes. See :class:`Registry` and :class:`DefaultScope`."""
 
-from .registry import FullKeyConfigError, Registry, build_from_cfg, config_key
+from .build_functions import build_from_cfg, build_model_from_cfg, build_runner_from_cfg
+from .default_scope import DefaultScope, init_default_scope
+from .errors import FullKeyConfigError, RegistryKeyError, RegistryTypeError, config_key
+from .registry import Registry
 from .root import (
     DATA_SAMPLERS,
     DATASETS,
@@ -21,9 +24,13 @@ from .root import (
     VISBACKENDS,
     VISUALIZERS,
 )
+from .utils import count_registered_modules, traverse_registry_tree
 
 __all__ = [
-    "FullKeyConfigError", "Registry", "build_from_cfg", "config_key",
+    "Registry", "DefaultScope", "init_default_scope",
+    "build_from_cfg", "build_model_from_cfg", "build_runner_from_cfg",
+    "FullKeyConfigError", "RegistryKeyError", "RegistryTypeError", "config_key",
+    "count_registered_modules", "traverse_registry_tree",
     "RUNNERS", "LOOPS", "HOOKS", "MODELS", "MODEL_WRAPPERS", "DATASETS", "DATA_SAMPLERS",
     "TRANSFORMS", "FUNCTIONS", "OPTIMIZERS", "OPTIM_WRAPPERS", "OPTIM_WRAPPER_CONSTRUCTORS",
     "PARAM_SCHEDULERS", "METRICS", "EVALUATOR", "LOG_PROCESSORS", "VISUALIZERS", "VISBACKENDS",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
-import inspect
+import logging
 import sys
-from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from minirunner.utils import ConfigError, did_you_mean, quoted_list
+from .default_scope import DefaultScope
+
+_logger = logging.getLogger("minirunner.registry")
 
 
 class Registry:
@@ -21,10 +22,15 @@ class Registry:
             (or the parent's build function).
         parent: a registry to fall back to when a name is not found here. A child
             registry lets a downstream project add names without touching the root.
-        scope: the namespace of this registry, used in ``'scope.Name'`` look-ups.
-            Defaults to the top-level package of the module that creates the registry.
+        scope: the namespace of this registry, used in ``'scope.Name'`` look-ups and by
+            the default scope (:class:`DefaultScope`). Defaults to the top-level package
+            of the module that creates the registry (see :meth:`infer_scope`).
         locations: modules to import the first time a name is looked up, so that
             their ``register_module`` calls have run.
+
+    While a default scope is current, :meth:`build` looks names up in the registry of
+    that scope in this registry's tree (then in its parents), as the reference does; see
+    :meth:`switch_scope_and_registry`. :meth:`get` does not depend on the default scope.
 
     Example:
         >>> MODELS = Registry('model')
@@ -48,8 +54,9 @@ class Registry:
         self._locations = list(locations or [])
         self._imported_locations = False
         if scope is None:
-            caller = sys._getframe(1).f_globals.get("__name__", "__main__")
-            scope = caller.split(".")[0]
+            scope = self.infer_scope()
+        elif not isinstance(scope, str):
+            raise TypeError(f"scope must be a str or None, got {scope!r}")
         self._scope = scope
         self.parent = parent
         if parent is not None:
@@ -60,8 +67,35 @@ class Registry:
                 )
             parent._children[scope] = self
         if build_func is None:
+            # Imported here: the build functions module imports this one.
+            from .build_functions import build_from_cfg
+
             build_func = parent.build_func if parent is not None else build_from_cfg
         self.build_func = build_func
+
+    @staticmethod
+    def infer_scope() -> str:
+        """The top-level package of the module that called ``Registry(...)``.
+
+        ``Registry('model')`` written in ``myproj/models/registry.py`` gets the scope
+        ``'myproj'``; in a script run directly it is ``'__main__'``.
+        """
+        # Frame 0 is this function, 1 is Registry.__init__, 2 is whoever created the registry.
+        caller = sys._getframe(2).f_globals.get("__name__", "__main__")
+        return caller.split(".")[0]
+
+    @staticmethod
+    def split_scope_key(key: str) -> tuple[str | None, str]:
+        """Split ``'scope.Name'`` at the first dot into ``('scope', 'Name')``.
+
+        Example:
+            >>> Registry.split_scope_key('mmdet.ResNet')
+            ('mmdet', 'ResNet')
+            >>> Registry.split_scope_key('ResNet')
+            (None, 'ResNet')
+        """
+        scope, dot, rest = key.partition(".")
+        return (scope, rest) if dot else (None, key)
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -72,7 +106,7 @@ class Registry:
     @property
     def module_dict(self) -> dict[str, Any]:
         """The names registered here (not in parents), mapped to their objects."""
-        self._import_locations()
+        self.import_from_location()
         return self._module_dict
 
     @property
@@ -175,10 +209,12 @@ class Registry:
             if found is not None:
                 return found
             registry = registry.parent
-        if "." not in key:
+        scope, short = self.split_scope_key(key)
+        if scope is None:
             return None
-        scope, short = key.split(".", 1)
         scoped = self._registry_of_scope(scope)
+        if scoped is None and _import_scope_registry(scope):
+            scoped = self._registry_of_scope(scope)
         if scoped is not None:
             found = scoped.get(short)
             if found is not None:
@@ -196,7 +232,53 @@ class Registry:
             pending.extend(registry.children.values())
         return None
 
-    def _import_locations(self) -> None:
+    @contextmanager
+    def switch_scope_and_registry(self, scope: str | None) -> Iterator["Registry"]:
+        """Make ``scope`` the default scope inside the block and yield its registry.
+
+        With ``scope=None`` the default scope stays as it is. The registry yielded is the
+        one of the (new) default scope in this registry's tree; when there is no default
+        scope, or the tree has no registry of that scope, it is this registry itself.
+        Builds use this to look names up, so under the default scope ``'myproj'``,
+        ``MODELS.build(dict(type='MyNet'))`` finds the class registered in ``myproj``'s
+        child of MODELS.
+
+        Example:
+            >>> MODELS = Registry('model', scope='base_demo')
+            >>> MY_MODELS = Registry('model', parent=MODELS, scope='my_demo')
+            >>> with MODELS.switch_scope_and_registry('my_demo') as registry:
+            ...     registry is MY_MODELS, DefaultScope.get_current_instance().scope_name
+            (True, 'my_demo')
+        """
+        with DefaultScope.overwrite_default_scope(scope):
+            yield self._registry_of_default_scope()
+
+    def _registry_of_default_scope(self) -> "Registry":
+        current = DefaultScope.get_current_instance()
+        if current is None or current.scope_name == self._scope:
+            return self
+        scope_name = current.scope_name
+        registry = self._registry_of_scope(scope_name)
+        # A downstream package's child registries appear when its registry module is
+        # imported; try that once, only when the scope is missing from the tree.
+        if registry is None and _import_scope_registry(scope_name):
+            registry = self._registry_of_scope(scope_name)
+        if registry is None:
+            # As the reference: fall back to this registry. An unknown type then gets an
+            # error that names the default scope (see build_from_cfg).
+            _logger.debug(
+                "no registry of the default scope '%s' in the tree of the '%s' registry; "
+                "building from the '%s' registry itself", scope_name, self.name, self._scope,
+            )
+            return self
+        return registry
+
+    def import_from_location(self) -> None:
+        """Import this registry's ``locations`` (once), so their classes are registered.
+
+        A location that does not exist is skipped; an error raised inside an existing
+        module propagates, and the next look-up tries again.
+        """
         if self._imported_locations:
             return
         self._imported_locations = True
@@ -215,13 +297,15 @@ class Registry:
                 raise
 
     # ------------------------------------------------------------------ build
-    def build(self, cfg: Mapping, *args: Any, **kwargs: Any) -> Any:
+    def build(self, cfg: Any, *args: Any, **kwargs: Any) -> Any:
         """Build an object from ``cfg`` with this registry's build function.
 
-        The registry's ``locations`` are imported first: a package imported there may
-        install its own build function (the schedulers do, for ``convert_to_iter_based``).
+        ``cfg`` may be a dict, a :class:`~minirunner.config.ConfigDict` or a whole
+        :class:`~minirunner.config.Config` (``RUNNERS.build(cfg)``). The registry's
+        ``locations`` are imported first: a package imported there may install its own
+        build function (the schedulers do, for ``convert_to_iter_based``).
         """
-        self._import_locations()
+        self.import_from_location()
         return self.build_func(cfg, *args, **kwargs, registry=self)
 
 
@@ -247,142 +331,22 @@ def _import_object(path: str) -> Any:
     return None
 
 
-@contextmanager
-def config_key(key: str) -> Iterator[None]:
-    """Add ``key`` to the path of any :class:`ConfigError` raised inside the block.
+# Scopes without a `<scope>.registry` module: not searched for again on every build.
+_scopes_without_registry_module: set[str] = set()
 
-    Example:
-        >>> with config_key('optim_wrapper'):  # doctest: +SKIP
-        ...     build_optim_wrapper(model, cfg.optim_wrapper)
-        ConfigError: optim_wrapper.optimizer.type: 'SDG' is not registered ...
-    """
+
+def _import_scope_registry(scope: str) -> bool:
+    """Import ``<scope>.registry`` (where a downstream package makes its child registries);
+    whether it could be imported. A missing module is not an error; an error inside an
+    existing one propagates."""
+    if not scope.isidentifier() or scope in _scopes_without_registry_module:
+        return False
+    module = f"{scope}.registry"
     try:
-        yield
-    except ConfigError as error:
-        raise error.under(key)
-
-
-class FullKeyConfigError(ConfigError):
-    """A :class:`ConfigError` whose key is already the full path from the top of the config.
-
-    For code that runs inside one key's :func:`config_key` block but finds a problem with
-    another key: a training loop is built under ``config_key('train_cfg')``, yet an empty
-    dataloader is a problem of ``train_dataloader``, not of ``train_cfg.train_dataloader``.
-    The enclosing blocks leave the key of this error as it is.
-
-    Example:
-        >>> with config_key('train_cfg'):  # doctest: +SKIP
-        ...     raise FullKeyConfigError('the dataset is empty', key='train_dataloader')
-        FullKeyConfigError: train_dataloader: the dataset is empty
-    """
-
-    def under(self, parent: str) -> "FullKeyConfigError":
-        """Return the error unchanged: its key is complete."""
-        return self
-
-
-def _check_arguments(obj: Any, name: str, args: dict[str, Any]) -> None:
-    """Raise a ConfigError if ``args`` cannot be passed to ``obj`` as keyword arguments."""
-    try:
-        signature = inspect.signature(obj)
-    except (TypeError, ValueError):
-        return  # Some builtins have no signature; let the call itself decide.
-    params = signature.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        unknown = []
-    else:
-        accepted = {
-            p.name
-            for p in params.values()
-            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        }
-        unknown = [key for key in args if key not in accepted]
-    if unknown:
-        accepted_names = [
-            p.name for p in params.values()
-            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        ]
-        hints = "".join(did_you_mean(key, accepted_names) for key in unknown)
-        raise ConfigError(
-            f"{name} got unexpected argument(s) {quoted_list(unknown)}; it accepts "
-            f"{quoted_list(accepted_names) or 'no keyword arguments'}.{hints} "
-            "Remove or rename the argument.",
-            key=unknown[0] if len(unknown) == 1 else None,
-        )
-    missing = [
-        p.name
-        for p in params.values()
-        if p.default is inspect.Parameter.empty
-        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        and p.name not in args
-    ]
-    if missing:
-        raise ConfigError(
-            f"{name} is missing required argument(s) {quoted_list(missing)}; "
-            "add them to the config."
-        )
-
-
-def build_from_cfg(
-    cfg: Mapping,
-    registry: Registry,
-    default_args: Mapping | None = None,
-) -> Any:
-    """Build the object that ``cfg['type']`` names, with the other keys as arguments.
-
-    ``type`` may be a registered name, a ``'scope.Name'``, a dotted import path, or a
-    class or function. Keys in ``cfg`` win over ``default_args``. Neither mapping is
-    changed. Anything that goes wrong while building is raised as a
-    :class:`ConfigError` that says which key and how to fix it.
-
-    Example:
-        >>> from minirunner.registry import OPTIMIZERS
-        >>> import torch
-        >>> params = [torch.nn.Parameter(torch.zeros(1))]
-        >>> OPTIMIZERS.build(dict(type='SGD', lr=0.1), default_args=dict(params=params))
-        ... # doctest: +ELLIPSIS
-        SGD (...
-    """
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(
-            f"expected a dict config for the '{registry.name}' registry, got "
-            f"{type(cfg).__name__} {cfg!r}; write it as dict(type='...', ...)"
-        )
-    if default_args is not None and not isinstance(default_args, Mapping):
-        raise TypeError(f"default_args must be a dict or None, got {type(default_args).__name__}")
-    args = dict(cfg)
-    for key, value in (default_args or {}).items():
-        args.setdefault(key, value)
-    if "type" not in args:
-        raise ConfigError(
-            f"the config for the '{registry.name}' registry has no 'type' key (keys: "
-            f"{quoted_list(cfg.keys()) or 'none'}); add type='<registered name>'"
-        )
-    obj_type = args.pop("type")
-    if isinstance(obj_type, str):
-        obj = registry.get(obj_type)
-        if obj is None:
-            raise ConfigError(
-                f"'{obj_type}' is not registered in the '{registry.name}' registry (scope "
-                f"'{registry.scope}').{did_you_mean(obj_type, registry.known_names())} "
-                f"Registered names: {quoted_list(registry.known_names())}. Register the class "
-                "with @<REGISTRY>.register_module(), import its module through "
-                "custom_imports, or give a full import path such as 'package.module.Class'.",
-                key="type",
-            )
-        name = obj_type
-    elif callable(obj_type):
-        obj = obj_type
-        name = getattr(obj_type, "__name__", repr(obj_type))
-    else:
-        raise ConfigError(
-            f"'type' must be a registered name or a class/function, got {obj_type!r}",
-            key="type",
-        )
-    _check_arguments(obj, name, args)
-    try:
-        return obj(**args)
-    except ConfigError:
-        raise
-    except Exception as error:
-        raise ConfigError(f"building {name} failed: {type(error).__name__}: {error}") from error
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name not in (scope, module):
+            raise
+        _scopes_without_registry_module.add(scope)
+        return False
+    return True

@@ -10,12 +10,15 @@ import inspect
 
 import torch
 
+from .build_functions import build_model_from_cfg, build_runner_from_cfg
 from .registry import Registry
 
-RUNNERS = Registry("runner", locations=["minirunner.runner"])
+# As in the reference: RUNNERS.build(cfg) is Runner.from_cfg(cfg) (or runner_type's), and
+# MODELS.build accepts a list of configs (a Sequential).
+RUNNERS = Registry("runner", build_func=build_runner_from_cfg, locations=["minirunner.runner"])
 LOOPS = Registry("loop", locations=["minirunner.runner"])
 HOOKS = Registry("hook", locations=["minirunner.hooks"])
-MODELS = Registry("model", locations=["minirunner.model"])
+MODELS = Registry("model", build_func=build_model_from_cfg, locations=["minirunner.model"])
 MODEL_WRAPPERS = Registry("model wrapper", locations=["minirunner.model"])
 DATASETS = Registry("dataset", locations=["minirunner.dataset"])
 DATA_SAMPLERS = Registry("data sampler", locations=["minirunner.dataset"])
