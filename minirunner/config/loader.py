@@ -94,15 +94,19 @@ def _load(path: str, stack: list[str], options: LoadOptions) -> Loaded:
         base_cfg.update(cfg.values)
         base_texts.append(cfg.text)
 
+    tools: dict[str, Any] = {}
     if suffix == ".py":
-        own = _evaluate_python(path, source, base_cfg)
+        names = _evaluate_python(path, source, base_cfg)
+        own = settings(names)
+        tools = {name: value for name, value in names.items() if name not in own}
     else:
         data = _parse_data(path, source, suffix)
         data.pop(BASE_KEY, None)
         own = _substitute_data(data, base_cfg, path)
     merged = merge(base_cfg, own)
     text = "\n".join(base_texts + [own_text])
-    return Loaded(merged, text, dict(merged))
+    # A pure-Python config that star-imports this file gets its imports too (SGD, nn).
+    return Loaded(merged, text, {**tools, **merged})
 
 
 def _read_text(path: str, named_by: str | None = None) -> str:
@@ -199,7 +203,8 @@ def _parse_python(path: str, source: str) -> ast.Module:
 
 
 # ---------------------------------------------------------------------------- .py configs
-def _evaluate_python(path: str, source: str, base_cfg: ConfigDict) -> ConfigDict:
+def _evaluate_python(path: str, source: str, base_cfg: ConfigDict) -> dict[str, Any]:
+    """Run an old-style ``.py`` config; return every name it defined or imported."""
     source = _rewrite_placeholders(path, source, base_cfg)
     tree = _parse_python(path, source)
     tree.body = [node for node in tree.body if not _assigns_base(node)]
@@ -211,7 +216,7 @@ def _evaluate_python(path: str, source: str, base_cfg: ConfigDict) -> ConfigDict
     execute(path, tree, namespace)
     names = public_names(namespace)
     names.pop(BASE_KEY, None)
-    return settings(names)
+    return names
 
 
 def _rewrite_placeholders(path: str, source: str, base_cfg: ConfigDict) -> str:
