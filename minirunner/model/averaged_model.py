@@ -117,25 +117,26 @@ class BaseAveragedModel(nn.Module):
         """Fold the current weights of ``model`` into the average and count the update.
 
         ``model`` must have the architecture of the averaged model. Its tensors are looked
-        up once per model object; after moving the model to another device call it with
-        the moved model through :meth:`_bind` (``EMAHook`` does).
+        up once per model object (not at every update): after ``model.to(...)``, which
+        replaces its buffers, pair them again with ``_bind(model)``, as ``EMAHook`` does
+        before training and around validation.
         """
         if model is not self._source_model:
             self._bind(model)
         steps = self._steps
         with torch.no_grad():
             if steps == 0:
-                _foreach_copy(self._tensors, self._on_device(self._source))
+                _foreach_copy(self._tensors, self._cast(self._source, self._tensors))
             else:
                 if steps % self.interval == 0 and self._avg_dst:
-                    avg_src = self._on_device(self._avg_src)
+                    avg_src = self._cast(self._avg_src, self._avg_dst)
                     weight = self._lerp_weight(steps) if self._lerp else None
                     if weight is not None:
                         torch._foreach_lerp_(self._avg_dst, avg_src, weight)
                     else:
                         for dst, src in zip(self._avg_dst, avg_src):
                             self.avg_func(dst, src, self.steps)
-                _foreach_copy(self._copy_dst, self._on_device(self._copy_src))
+                _foreach_copy(self._copy_dst, self._cast(self._copy_src, self._copy_dst))
         self._set_steps(steps + 1)
 
     # ------------------------------------------------------------------ helpers for EMAHook
@@ -198,6 +199,9 @@ class BaseAveragedModel(nn.Module):
         self._avg_src = [source[s] for s in self._averaged]
         self._copy_dst = [self._tensors[s] for s in self._copied]
         self._copy_src = [source[s] for s in self._copied]
+        self._needs_cast = any(
+            t.device != s.device or t.dtype != s.dtype for t, s in zip(self._tensors, source)  # type: ignore[union-attr]
+        )
 
     def _set_source_model(self, model: nn.Module | None) -> None:
         # Not through nn.Module.__setattr__: the model must not become a submodule (it
@@ -213,12 +217,12 @@ class BaseAveragedModel(nn.Module):
         self._set_source_model(None)
         return result
 
-    def _on_device(self, tensors: list[Tensor]) -> list[Tensor]:
-        # With a fixed `device` the model's tensors are copied over at each update, as in
-        # the reference; otherwise both sides are already on the same device.
-        if self.device is None:
-            return tensors
-        return [t.to(self.device, non_blocking=True) for t in tensors]
+    def _cast(self, source: list[Tensor], like: list[Tensor]) -> list[Tensor]:
+        # With a fixed `device` (or a copy in another dtype) the model's tensors are
+        # converted at each update, as the reference does; usually nothing differs.
+        if not self._needs_cast:
+            return source
+        return [s.to(device=d.device, dtype=d.dtype, non_blocking=True) for s, d in zip(source, like)]
 
     def _follow_devices(self, source: list[Tensor]) -> None:
         moved = False
@@ -244,7 +248,7 @@ class BaseAveragedModel(nn.Module):
         if model is not self._source_model:
             self._bind(model)
         with torch.no_grad():
-            _foreach_copy(self._tensors, self._source)  # type: ignore[arg-type]
+            _foreach_copy(self._tensors, self._cast(self._source, self._tensors))  # type: ignore[arg-type]
 
     def _swap_pairs(self) -> list[tuple[Tensor, Tensor]]:
         """(averaged, model) tensor pairs that validation swaps: the parameters, and the
