@@ -6,11 +6,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch.utils.data import default_collate
+from torch.utils.data._utils.collate import default_collate_fn_map
 
 from minirunner.registry import FUNCTIONS
+from minirunner.structures import BaseDataElement
 
 # torch's own function, so a batch looks exactly as it would in a plain PyTorch loop.
 FUNCTIONS.register_module(name="default_collate", module=default_collate)
+
+
+def _keep_data_elements(batch: Sequence[BaseDataElement], *, collate_fn_map: Any = None) -> list:
+    return list(batch)
+
+
+# torch's documented extension point for default_collate: data elements (one per sample,
+# of any size) stay a list, as in the reference, instead of raising a TypeError.
+default_collate_fn_map.setdefault(BaseDataElement, _keep_data_elements)
 
 
 @FUNCTIONS.register_module()
