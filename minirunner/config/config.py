@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from minirunner.utils import ConfigError
 
 from .auto_argparser import add_args
-from .config_dict import DELETE_KEY, ConfigDict
+from .config_dict import DELETE_KEY, ConfigDict, rebuild_mapping
 from .errors import ConfigKeyError, ConfigOSError
 from .loader import SUPPORTED_SUFFIXES, load_file, merge, strip_delete_keys
 from .pretty import format_python, import_path, to_plain_data
@@ -375,7 +375,7 @@ def _comparable(value: Any) -> Any:
 
 def _merged_value(current: Any, value: Any) -> Any:
     if isinstance(value, dict) and isinstance(current, dict) and not value.get(DELETE_KEY, False):
-        return merge(current, value)
+        return rebuild_mapping(current, merge(current, value), ConfigDict)
     # A copy, so the caller's lists and dicts do not become part of the config.
     return _as_config_value(strip_delete_keys(value))
 
