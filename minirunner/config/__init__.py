@@ -6,13 +6,14 @@ from .auto_argparser import add_args
 from .config import Config, import_custom_modules_from
 from .config_dict import ConfigDict
 from .dict_action import DictAction
-from .errors import ConfigKeyError, ConfigOSError
+from .errors import ConfigImportError, ConfigKeyError, ConfigOSError
 from .python_style import read_base
 
 __all__ = [
     "Config",
     "ConfigDict",
     "ConfigError",
+    "ConfigImportError",
     "ConfigKeyError",
     "ConfigOSError",
     "DictAction",

@@ -17,7 +17,7 @@ from minirunner.utils import ConfigError
 
 from .auto_argparser import add_args
 from .config_dict import DELETE_KEY, ConfigDict, rebuild_mapping
-from .errors import ConfigKeyError, ConfigOSError
+from .errors import ConfigImportError, ConfigKeyError, ConfigOSError
 from .loader import SUPPORTED_SUFFIXES, load_file, merge, strip_delete_keys
 from .pretty import format_python, import_path, to_plain_data
 
@@ -263,32 +263,38 @@ class Config:
     def dump(self, file: str | os.PathLike | None = None) -> str | None:
         """Write the config to ``file`` (``.py``, ``.json``, ``.yaml``); return the text if no file.
 
-        A ``.py`` dump loads back to an equal config. JSON and YAML have no tuples, so tuples
-        come back as lists.
+        Without ``file`` the text is in the format of the file the config was read from
+        (Python when it was not read from a file). A ``.py`` dump loads back to an equal
+        config. JSON and YAML have no tuples, so tuples come back as lists. A class or
+        function (a ``type`` imported in a pure-Python config) is written as its import
+        path, which the registry resolves back to it.
         """
         if file is None:
-            return self.pretty_text
+            suffix = os.path.splitext(self._filename or "")[1].lower()
+            return self._text_as(suffix if suffix in (".json", ".yaml", ".yml") else ".py", "the dump")
         path = os.fspath(file)
         suffix = os.path.splitext(path)[1].lower()
-        if suffix == ".py":
-            text = self.pretty_text
-        elif suffix == ".json":
-            text = json.dumps(to_plain_data(self._cfg_dict), indent=4) + "\n"
-        elif suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise ConfigError(
-                    f"writing {path} needs PyYAML; install it with pip install 'minirunner[yaml]'"
-                ) from None
-            text = yaml.safe_dump(to_plain_data(self._cfg_dict), sort_keys=False)
-        else:
+        if suffix not in SUPPORTED_SUFFIXES:
             raise ConfigError(f"cannot dump a config to '{path}': use a .py, .json or .yaml file name")
+        text = self._text_as(suffix, path)
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
         return None
+
+    def _text_as(self, suffix: str, target: str) -> str:
+        if suffix == ".py":
+            return self.pretty_text
+        if suffix == ".json":
+            return json.dumps(to_plain_data(self._cfg_dict), indent=4) + "\n"
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(
+                f"writing {target} needs PyYAML; install it with pip install 'minirunner[yaml]'"
+            ) from None
+        return yaml.safe_dump(to_plain_data(self._cfg_dict), sort_keys=False)
 
     # ------------------------------------------------------------------ mapping protocol
     def __getattr__(self, name: str) -> Any:
@@ -411,5 +417,5 @@ def import_custom_modules_from(custom_imports: Any, filename: str = "the config"
                 "installed"
             )
             if not allow_failed:
-                raise ConfigError(message, key="custom_imports.imports") from error
+                raise ConfigImportError(message, key="custom_imports.imports") from error
             warnings.warn(message + "; skipped because allow_failed_imports=True", stacklevel=2)

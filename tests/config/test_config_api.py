@@ -200,3 +200,23 @@ def test_update_is_recursive_for_config_dicts():
     cfg = ConfigDict(a=1, b=dict(c=2, d=3))
     cfg.update(dict(b=dict(d=4)))
     assert cfg.to_dict() == {"a": 1, "b": {"c": 2, "d": 4}}
+
+
+# ---------------------------------------------------------------------------- dump, custom_imports
+def test_dump_without_file_uses_the_format_of_the_source_file(tmp_path):
+    import json
+
+    path = tmp_path / "c.json"
+    path.write_text('{"lr": 0.1, "sizes": [1, 2]}', encoding="utf-8")
+    cfg = Config.fromfile(path)
+    assert json.loads(cfg.dump()) == {"lr": 0.1, "sizes": [1, 2]}
+    assert Config(dict(lr=0.1)).dump() == "lr = 0.1\n"
+
+
+def test_custom_import_failure_is_an_import_error(tmp_path):
+    path = tmp_path / "c.py"
+    path.write_text("custom_imports = dict(imports=['no_such_module_mr'], allow_failed_imports=False)\n")
+    with pytest.raises(ImportError) as info:
+        Config.fromfile(path)
+    assert isinstance(info.value, ConfigError)
+    assert "no_such_module_mr" in str(info.value)
