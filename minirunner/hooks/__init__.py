@@ -7,13 +7,16 @@ from .hook import EVENTS, Hook
 from .iter_timer_hook import IterTimerHook
 from .logger_hook import LoggerHook
 from .param_scheduler_hook import ParamSchedulerHook
+from .prepare_tta_hook import PrepareTTAHook
 from .priority import PRIORITIES, get_priority
 from .progress_bar_hook import ProgressBarHook
 from .runtime_info_hook import RuntimeInfoHook
 from .sampler_seed_hook import DistSamplerSeedHook
+from .sync_buffer_hook import SyncBuffersHook
 
 __all__ = [
     "EVENTS", "Hook", "PRIORITIES", "get_priority", "CheckpointHook", "DistSamplerSeedHook",
     "EarlyStoppingHook", "EMAHook",
-    "IterTimerHook", "LoggerHook", "ParamSchedulerHook", "ProgressBarHook", "RuntimeInfoHook",
+    "IterTimerHook", "LoggerHook", "ParamSchedulerHook", "PrepareTTAHook", "ProgressBarHook",
+    "RuntimeInfoHook", "SyncBuffersHook",
 ]

@@ -31,6 +31,14 @@ EVENTS = (
     "after_run",
 )
 
+# The events each mode-independent helper stands for (the reference's mapping, used by
+# `Hook.get_triggered_stages`).
+HELPER_EVENTS = {
+    f"_{when}_{what}": [f"{when}_{mode}_{what}" for mode in ("train", "val", "test")]
+    for when in ("before", "after")
+    for what in ("epoch", "iter")
+}
+
 # Which mode-independent helper an event's default implementation calls, so a hook that
 # overrides `_after_iter` is dispatched for train, val and test iterations alike.
 GENERIC_HELPER = {
@@ -59,6 +67,8 @@ class Hook:
     """
 
     priority: int | str = "NORMAL"
+    #: Every event, in the order a run calls them (the reference's ``Hook.stages``).
+    stages: tuple[str, ...] = EVENTS
 
     # ------------------------------------------------------------------ run
     def before_run(self, runner: Any) -> None:
@@ -214,6 +224,28 @@ class Hook:
             else:
                 handlers[event] = functools.partial(getattr(self, helper), mode=event.split("_")[1])
         return handlers
+
+    def get_triggered_stages(self) -> list[str]:
+        """The events this hook implements, in the order of :attr:`stages`.
+
+        An event counts when the hook's class overrides it, or overrides the
+        mode-independent helper behind it: ``_after_iter`` stands for
+        ``after_train_iter``, ``after_val_iter`` and ``after_test_iter``; likewise
+        ``_before_iter``, ``_before_epoch`` and ``_after_epoch``.
+
+        Example:
+            >>> class Timer(Hook):
+            ...     def _after_iter(self, runner, batch_idx, data_batch=None, outputs=None, mode='train'):
+            ...         pass
+            >>> Timer().get_triggered_stages()
+            ['after_train_iter', 'after_val_iter', 'after_test_iter']
+        """
+        cls = type(self)
+        triggered = {event for event in Hook.stages if getattr(cls, event) is not getattr(Hook, event)}
+        for helper, events in HELPER_EVENTS.items():
+            if getattr(cls, helper) is not getattr(Hook, helper):
+                triggered.update(events)
+        return [event for event in Hook.stages if event in triggered]
 
     def state_dict(self) -> dict:
         """What this hook needs to resume exactly (saved in checkpoints under ``hooks``)."""
