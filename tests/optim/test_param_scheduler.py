@@ -417,7 +417,8 @@ def test_not_an_optimizer():
         (CosineRestartParamScheduler, dict(periods=[2]), "eta_min"),
         (CosineAnnealingParamScheduler, dict(eta_min=0, eta_min_ratio=0.1, T_max=2), "eta_min_ratio"),
         (CosineAnnealingParamScheduler, dict(), "T_max"),
-        (LinearParamScheduler, dict(start_factor=0), "start_factor"),
+        # The reference accepts start_factor in [0, 1] (0 warms up from zero).
+        (LinearParamScheduler, dict(start_factor=-0.1), "start_factor"),
         (ConstantParamScheduler, dict(factor=1.5), "factor"),
         (StepParamScheduler, dict(step_size=0), "step_size"),
     ],

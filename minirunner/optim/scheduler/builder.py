@@ -116,6 +116,14 @@ def build_param_schedulers(
         >>> [type(s).__name__ for s in build_param_schedulers(cfg, opt, max_epochs=12)]
         ['LinearLR', 'MultiStepLR']
     """
+    if _is_unbuilt(optim_wrapper):
+        raise OptimWrapperNotBuiltError(
+            f"is still a config ({_describe_config(optim_wrapper)}), but schedulers need the "
+            "built optimizer wrapper. Build it first, e.g. optim_wrapper = "
+            "build_optim_wrapper(model, cfg) or runner.build_optim_wrapper(cfg), and pass "
+            "the result",
+            key="optim_wrapper",
+        )
     fill = dict(epoch_length=epoch_length, max_epochs=max_epochs, max_iters=max_iters)
     if not _holds_several(optim_wrapper):
         if isinstance(param_scheduler_cfg, Mapping) and _is_keyed(param_scheduler_cfg):
@@ -148,6 +156,32 @@ def build_param_schedulers(
         name: _build_list(param_scheduler_cfg, wrapper, "param_scheduler", **fill)
         for name, wrapper in wrappers.items()
     }
+
+
+class OptimWrapperNotBuiltError(ConfigError, AssertionError):
+    """The optimizer wrapper given to build schedulers is still a config dict.
+
+    An AssertionError as well, the class the reference engine raises here, so code written
+    for it that catches AssertionError keeps working.
+    """
+
+
+# Keys only an optimizer wrapper config has; a mapping of built wrappers has none of them.
+_CONFIG_KEYS = ("type", "optimizer", "constructor", "paramwise_cfg")
+
+
+def _is_unbuilt(optim_wrapper: Any) -> bool:
+    if not isinstance(optim_wrapper, Mapping) or hasattr(optim_wrapper, "optim_wrappers"):
+        return False
+    return any(key in optim_wrapper for key in _CONFIG_KEYS) or any(
+        isinstance(value, Mapping) for value in optim_wrapper.values()
+    )
+
+
+def _describe_config(cfg: Mapping) -> str:
+    keys = [str(key) for key in cfg]
+    shown = ", ".join(f"{key}=..." for key in keys[:3]) + (", ..." if len(keys) > 3 else "")
+    return f"dict({shown})"
 
 
 def _converts_like_the_base(cls: Any) -> bool:

@@ -38,7 +38,7 @@ class ConstantParamScheduler(_ParamScheduler):
     Args:
         optimizer: the optimizer or optimizer wrapper.
         param_name: the param group key to schedule.
-        factor: the multiplier, in (0, 1]. Defaults to 1/3.
+        factor: the multiplier, in [0, 1]. Defaults to 1/3.
         begin, end, last_step, by_epoch, verbose: see :class:`_ParamScheduler`.
     """
 
@@ -53,23 +53,34 @@ class ConstantParamScheduler(_ParamScheduler):
         by_epoch: bool = True,
         verbose: bool = False,
     ) -> None:
-        if not _is_number(factor) or not 0 < factor <= 1:
-            # 0 would leave nothing to multiply back at the end of the range.
-            raise self._error("factor", f"got factor={factor!r}; it must be in (0, 1]")
+        if not _is_number(factor) or not 0 <= factor <= 1:
+            raise self._error("factor", f"got factor={factor!r}; it must be in [0, 1]")
         begin, end = self._check_range(begin, end)
         self.factor = factor
         self.total_iters = end - begin - 1
+        # With factor=0: the values the groups held just before step 0 zeroed them, which
+        # the last step restores (1/factor cannot).
+        self._values_before_start: list | None = None
         super().__init__(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
 
     def _update(self, groups: list[dict]) -> None:
         t = self.last_step
+        name = self.param_name
         if t == 0:
             multiplier = self.factor
+            if multiplier == 0:
+                self._values_before_start = [group[name] for group in groups]
         elif t == self.total_iters:
+            if self.factor == 0:
+                kept = self._values_before_start
+                if kept is None or len(kept) != len(groups):
+                    kept = self.base_values  # resumed with last_step, without a state dict
+                for group, value in zip(groups, kept):
+                    group[name] = value
+                return
             multiplier = 1.0 / self.factor
         else:
             return
-        name = self.param_name
         for group in groups:
             group[name] = group[name] * multiplier
 
@@ -120,7 +131,8 @@ class LinearParamScheduler(_ParamScheduler):
     Args:
         optimizer: the optimizer or optimizer wrapper.
         param_name: the param group key to schedule.
-        start_factor: the factor at ``begin``, in (0, 1]. Defaults to 1/3.
+        start_factor: the factor at ``begin``, in [0, 1]. Defaults to 1/3. 0 warms up from
+            zero: the value is 0 at ``begin`` and ``b*end_factor*t/T`` after.
         end_factor: the factor at ``end - 1``, in [0, 1]. Defaults to 1.
         begin, end, last_step, by_epoch, verbose: see :class:`_ParamScheduler`.
 
@@ -140,12 +152,11 @@ class LinearParamScheduler(_ParamScheduler):
         by_epoch: bool = True,
         verbose: bool = False,
     ) -> None:
-        if not _is_number(start_factor) or not 0 < start_factor <= 1:
-            # The schedule multiplies step to step, so a start of 0 could never grow.
+        # The reference's range is [0, 1] for both factors. A start of 0 (warm-up from zero)
+        # cannot be multiplied back up step to step, so _update handles it on its own.
+        if not _is_number(start_factor) or not 0 <= start_factor <= 1:
             raise self._error(
-                "start_factor",
-                f"got start_factor={start_factor!r}; it must be in (0, 1] (use a small value "
-                "such as 0.001 to start near zero)",
+                "start_factor", f"got start_factor={start_factor!r}; it must be in [0, 1]"
             )
         if not _is_number(end_factor) or not 0 <= end_factor <= 1:
             raise self._error("end_factor", f"got end_factor={end_factor!r}; it must be in [0, 1]")
@@ -153,19 +164,44 @@ class LinearParamScheduler(_ParamScheduler):
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = end - begin - 1
+        # With start_factor=0: the values the groups held just before step 0 zeroed them.
+        self._values_before_start: list | None = None
         super().__init__(optimizer, param_name, begin, end, last_step, by_epoch, verbose)
 
     def _update(self, groups: list[dict]) -> None:
         t = self.last_step
         start = self.start_factor
+        name = self.param_name
+        if start == 0 and t <= 1:
+            self._update_from_zero(groups, t)
+            return
         if t == 0:
             multiplier = start
         else:
             delta = self.end_factor - start
+            if start == 0 and delta == 0:
+                return  # 0 -> 0: the factor stays 0
             multiplier = 1.0 + delta / (self.total_iters * start + (t - 1) * delta)
-        name = self.param_name
         for group in groups:
             group[name] = group[name] * multiplier
+
+    def _update_from_zero(self, groups: list[dict], t: int) -> None:
+        # Step 0 of a warm-up from zero multiplies by 0, after which no ratio can grow the
+        # value again. So step 0 keeps the values it zeroes, and step 1 sets
+        # kept * (factor at step 1); the later steps multiply by ratios as usual. A change
+        # another scheduler makes between steps 0 and 1 is lost (it multiplied a zero).
+        name = self.param_name
+        if t == 0:
+            self._values_before_start = [group[name] for group in groups]
+            for group in groups:
+                group[name] = group[name] * 0.0
+            return
+        kept = self._values_before_start
+        if kept is None or len(kept) != len(groups):
+            kept = self.base_values  # resumed with last_step, without a state dict
+        factor = self.end_factor / self.total_iters
+        for group, value in zip(groups, kept):
+            group[name] = value * factor
 
 
 @PARAM_SCHEDULERS.register_module()

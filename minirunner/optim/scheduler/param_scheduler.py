@@ -20,8 +20,13 @@ from typing import Any, ClassVar
 from minirunner.logging import print_log
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
+from .step_order import StepWatch
+
 #: The ``end`` of a scheduler that never stops (the reference engine's value).
 INF = int(1e9)
+# Attributes that are not part of a scheduler's state dict: the optimizer, and the step-order
+# watch (weak references to live objects).
+_NOT_STATE = ("optimizer", "_step_watch")
 
 
 class _ParamScheduler:
@@ -114,15 +119,22 @@ class _ParamScheduler:
         self.base_values = [group[initial_key] for group in groups]
         self._last_value = [group[param_name] for group in groups]
         self._global_step = -1
+        # Lets the second step() warn about a wrong call order; not part of the state.
+        self._step_watch = StepWatch(optimizer)
         self.step()
 
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
         """Advance the schedule by one step and set the value of every param group.
 
-        Costs one pass over the param groups; nothing is allocated per step.
+        Costs one pass over the param groups; nothing is allocated per step. The first
+        call after the constructor's warns (UserWarning) when the optimizer has not stepped
+        yet, as PyTorch's schedulers do; steps held back by gradient accumulation or skipped
+        by an AMP loss scaler count as steps.
         """
         step = self._global_step = self._global_step + 1
+        if step == 1:
+            self._step_watch.check(self)
         groups = self.optimizer.param_groups
         if self.begin <= step < self.end:
             self.last_step += 1
@@ -175,7 +187,9 @@ class _ParamScheduler:
     def state_dict(self) -> dict:
         """Everything but the optimizer, as plain Python values (``weights_only`` loadable)."""
         return {
-            key: copy.deepcopy(value) for key, value in self.__dict__.items() if key != "optimizer"
+            key: copy.deepcopy(value)
+            for key, value in self.__dict__.items()
+            if key not in _NOT_STATE
         }
 
     def load_state_dict(self, state_dict: Mapping) -> None:
@@ -184,7 +198,7 @@ class _ParamScheduler:
         Raises ValueError when the state holds keys this scheduler does not have, which
         means it belongs to a scheduler of another type (the list of schedulers changed).
         """
-        unknown = [key for key in state_dict if key not in self.__dict__ or key == "optimizer"]
+        unknown = [key for key in state_dict if key not in self.__dict__ or key in _NOT_STATE]
         if unknown:
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: the state has keys "

@@ -87,6 +87,11 @@ class GradClipper:
         self.kind: str = kind
         self.kwargs: dict[str, Any] = kwargs
 
+    @property
+    def func(self) -> Any:
+        """The torch function that clips: ``clip_grad_norm_`` or ``clip_grad_value_``."""
+        return clip_grad_norm_ if self.kind == "norm" else clip_grad_value_
+
     def __call__(self, params: list[torch.Tensor]) -> torch.Tensor | None:
         """Clip the gradients of ``params`` in place.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -14,6 +15,7 @@ from minirunner.logging import print_log
 from minirunner.registry import OPTIM_WRAPPERS
 from minirunner.utils import ConfigError
 
+from ..scheduler.step_order import WRAPPER_ATTR
 from .grad_clip import GradClipper
 
 _NO_KWARGS: dict[str, Any] = {}  # shared, never written to: avoids a dict per iteration
@@ -105,6 +107,14 @@ class OptimWrapper:
         if len(optimizer.param_groups) > 1:
             self.base_param_settings = {"params": [], **optimizer.defaults}
 
+        #: Iterations whose update was skipped on purpose without a backward (see
+        #: :meth:`record_skipped_update`).
+        self.skipped_updates = 0
+        # Schedulers built on the bare optimizer find the wrapper through this (weakly: the
+        # optimizer must not keep a dropped wrapper alive), so that steps this wrapper holds
+        # back for accumulation do not look like a wrong call order to them.
+        optimizer.__dict__[WRAPPER_ATTR] = weakref.ref(self)
+
     # ------------------------------------------------------------------ the training step
     def update_params(
         self,
@@ -182,6 +192,44 @@ class OptimWrapper:
     def zero_grad(self, **kwargs: Any) -> None:
         """Call ``optimizer.zero_grad(**kwargs)``."""
         self.optimizer.zero_grad(**kwargs)
+
+    def record_skipped_update(self) -> None:
+        """Note that this iteration's update was skipped on purpose, without a backward.
+
+        Call it from code that decides not to run :meth:`update_params` for an iteration
+        (e.g. a guard that drops a non-finite loss). It changes nothing in the training or
+        the accumulation count; it only tells the parameter schedulers of this wrapper that
+        the optimizer not having stepped yet is intended, so they do not warn that they
+        step before the optimizer. Iterations that back-propagate need no call: steps held
+        back for accumulation or skipped by an AMP loss scaler are counted already.
+        """
+        self.skipped_updates += 1
+
+    # ------------------------------------------------------------------ clipping, as named
+    # by the reference (it sets these attributes when clip_grad is given)
+    @property
+    def clip_grad_kwargs(self) -> dict[str, Any] | None:
+        """The keyword arguments given to the clip function (``clip_grad`` without ``type``).
+
+        None without clipping. It is the dict in use: changing it changes the clipping.
+
+        Example:
+            >>> w = OptimWrapper(torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1),
+            ...                  clip_grad=dict(type='norm', max_norm=1.0))
+            >>> w.clip_grad_kwargs
+            {'max_norm': 1.0}
+        """
+        return None if self.clipper is None else self.clipper.kwargs
+
+    @property
+    def clip_func(self) -> Any:
+        """``torch.nn.utils.clip_grad_norm_`` or ``clip_grad_value_``; None without clipping."""
+        return None if self.clipper is None else self.clipper.func
+
+    @property
+    def grad_name(self) -> str | None:
+        """``'grad_norm'`` or ``'grad_value'`` (the kind of clipping); None without clipping."""
+        return None if self.clipper is None else f"grad_{self.clipper.kind}"
 
     def _clip_grad(self) -> None:
         params = [
