@@ -6,7 +6,7 @@ import os
 import platform
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -22,10 +22,20 @@ from minirunner.checkpoint import (
 )
 from minirunner.model.wrappers import is_model_wrapper
 
+from .checkpoint_helpers import DEFAULT_REVISE_KEYS, local_checkpoint_path, revise_state_dict_keys
 from .randomness import get_rng_state, set_rng_state
+from .resume_notes import (
+    _changed,
+    _load_scheduler_states,
+    _optimizer_settings,
+    _run_length_notes,
+    _scheduler_states,
+)
 
-# Scheduler state entries that record progress rather than settings.
-_SCHEDULER_PROGRESS = frozenset({"last_step", "best", "num_bad_epochs", "cooldown_counter", "verbose"})
+
+
+# ``_checkpoint_found`` before train() looked for a checkpoint to resume.
+NOT_SEARCHED: Any = object()
 
 
 class CheckpointMixin:
@@ -199,21 +209,30 @@ class CheckpointMixin:
         return grads
 
     # ------------------------------------------------------------------ loading weights only
-    def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = False) -> dict:
+    def load_checkpoint(
+        self,
+        filename: str,
+        map_location: Any = "cpu",
+        strict: bool = False,
+        revise_keys: Sequence[tuple[str, str]] = DEFAULT_REVISE_KEYS,
+    ) -> dict:
         """Load the model weights only (non-strict by default) and report what did not match.
 
-        A leading ``module.`` (a DDP checkpoint) is stripped from every key. The
-        optimizer, schedulers and counters are not touched: this is ``load_from``
-        without ``resume``.
+        Every key is renamed with ``revise_keys`` (``(pattern, replacement)`` pairs for
+        ``re.sub``; by default a leading ``module.``, from a DDP checkpoint, is removed).
+        With ``strict=False`` a tensor whose shape differs from the model's is skipped. The
+        optimizer, schedulers and counters are not touched: this is ``load_from`` without
+        ``resume``. ``filename`` must be a local file (download a URL first). Returns the
+        checkpoint.
         """
+        filename = local_checkpoint_path(filename)
         checkpoint = load_checkpoint_file(filename, map_location=map_location)
         self._loading_weights_only = True  # tells EMAHook this is not a resume
         try:
             self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         finally:
             self._loading_weights_only = False
-        state = checkpoint.get("state_dict", checkpoint)
-        state = {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
+        state = revise_state_dict_keys(checkpoint.get("state_dict", checkpoint), revise_keys)
         model = _unwrap(self.model)
         mismatched = []
         if not strict:
@@ -238,14 +257,82 @@ class CheckpointMixin:
         if not result.missing_keys and not result.unexpected_keys and not mismatched:
             report += "; every key matched"
         self.logger.info(report)
+        self._has_loaded = True
         return checkpoint
 
+    def _load_weights_once(self) -> None:
+        """Load ``load_from``'s weights unless something was loaded already (val/test)."""
+        if self._load_from and not self._has_loaded:
+            self.load_checkpoint(self._load_from)
+        self._has_loaded = True
+
+    def load_or_resume(self) -> None:
+        """Resume or load weights as the config says, once per runner (:meth:`train` calls it
+        after the ``before_run`` hooks).
+
+        ``resume=True`` resumes from ``load_from`` when it is set, else from the newest
+        checkpoint of the work dir (``resume='auto'`` too; a path resumes from that file);
+        without ``resume``, ``load_from`` loads the weights only. Nothing to resume from
+        falls back to ``load_from``'s weights.
+        """
+        checkpoint = getattr(self, "_checkpoint_found", NOT_SEARCHED)
+        if checkpoint is NOT_SEARCHED:
+            checkpoint = None
+            if self._resume and not self._has_loaded:
+                self._prepare_resume()
+                checkpoint = self._checkpoint_to_resume()
+        if checkpoint is not None:
+            self.resume_from(checkpoint)
+            self._has_loaded = True
+        else:
+            self._load_weights_once()
+
+    def resume(
+        self,
+        filename: str,
+        resume_optimizer: bool = True,
+        resume_param_scheduler: bool = True,
+        map_location: Any = "default",
+    ) -> None:
+        """Resume training from checkpoint ``filename``: weights, counters, optimizer,
+        schedulers, message hub, hook states, random generators and data position.
+
+        Builds the training loop, the optimizer wrapper and the schedulers first if needed.
+        ``map_location='default'`` loads on the CPU (each tensor then moves to where its
+        parameter lives). ``filename`` must be a local file (download a URL first).
+
+        Args:
+            resume_optimizer: restore the optimizer's state (else it starts afresh).
+            resume_param_scheduler: restore the schedulers' states (else they start from
+                their beginning).
+        """
+        filename = local_checkpoint_path(filename)
+        checkpoint = load_checkpoint_file(filename, map_location="cpu" if map_location == "default" else map_location)
+        self._prepare_resume()
+        self.resume_from(
+            self._accept_resume(filename, checkpoint),
+            resume_optimizer=resume_optimizer,
+            resume_param_scheduler=resume_param_scheduler,
+        )
+        self._has_loaded = True
+
+    def _prepare_resume(self) -> None:
+        """Build what a resume restores, when called outside :meth:`train`."""
+        _ = self.train_loop
+        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+        if self.param_schedulers is None:
+            self.param_schedulers = self.build_param_scheduler(self._param_scheduler_cfg)
+
     # ------------------------------------------------------------------ resuming
-    def resume_from(self, checkpoint: dict) -> None:
+    def resume_from(
+        self, checkpoint: dict, resume_optimizer: bool = True, resume_param_scheduler: bool = True
+    ) -> None:
         """Restore everything a checkpoint holds, so training continues where it stopped.
 
         Where this run's config differs from the checkpoint's run (max_epochs, batch size,
         schedulers, optimizer settings, accumulation), a warning says which value is used.
+        ``resume_optimizer=False`` / ``resume_param_scheduler=False`` leave the optimizer /
+        schedulers as built (and the gradients of an unfinished accumulation window out).
         """
         path = getattr(self, "_resume_path", "the checkpoint")
         meta = checkpoint.get("meta", {})
@@ -259,13 +346,17 @@ class CheckpointMixin:
         else:
             loop._epoch, loop._iter = epoch, iteration
         notes += _run_length_notes(counters, loop, epoch)
-        if "optimizer" in checkpoint:
+        if not resume_optimizer:
+            notes.append("resume_optimizer=False: the optimizer starts afresh")
+        elif "optimizer" in checkpoint:
             before = _optimizer_settings(self.optim_wrapper)
             self.optim_wrapper.load_state_dict(checkpoint["optimizer"])
             notes += _changed("optimizer", before, _optimizer_settings(self.optim_wrapper))
         else:
             notes.append("the checkpoint has no optimizer state: the optimizer starts afresh")
-        if self.param_schedulers:
+        if self.param_schedulers and not resume_param_scheduler:
+            notes.append("resume_param_scheduler=False: the schedules start from their beginning")
+        elif self.param_schedulers:
             if "param_schedulers" in checkpoint:
                 notes += _load_scheduler_states(self.param_schedulers, checkpoint["param_schedulers"])
             else:
@@ -277,7 +368,8 @@ class CheckpointMixin:
             state = hook_states.get(key)
             if state:
                 hook.load_state_dict(state)
-        notes += self._restore_accumulation(checkpoint)
+        if resume_optimizer:
+            notes += self._restore_accumulation(checkpoint)
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         if "rng" in checkpoint:  # last: nothing above may draw from the restored generators
             set_rng_state(checkpoint["rng"])
@@ -340,70 +432,3 @@ def _inside_window(wrapper: Any) -> bool:
 
 def _one_or_list(values: list) -> Any:
     return values[0] if len(values) == 1 else values
-
-
-def _run_length_notes(counters: dict, loop: Any, epoch: int) -> list[str]:
-    notes = []
-    by_epoch = hasattr(loop, "run_epoch")
-    key, value = ("max_epochs", loop.max_epochs) if by_epoch else ("max_iters", loop.max_iters)
-    saved = counters.get(key)
-    if saved is not None and saved != value:
-        notes.append(f"{key} {value} from the config (the checkpoint's run had {saved})")
-    if by_epoch and epoch >= loop.max_epochs:
-        notes.append(f"the checkpoint is at epoch {epoch}, max_epochs is {loop.max_epochs}: nothing is left to train")
-    return notes
-
-
-def _optimizer_settings(optim_wrapper: Any) -> dict[str, Any]:
-    """Each param group's hyper-parameters: the base value (``initial_*``) where a
-    scheduler changes one, else the value."""
-    settings = {}
-    for name, wrapper in _wrappers(optim_wrapper):
-        for index, group in enumerate(getattr(getattr(wrapper, "optimizer", None), "param_groups", [])):
-            for key, value in group.items():
-                if key == "params" or key.startswith("initial_"):
-                    continue
-                value = group.get(f"initial_{key}", value)
-                if isinstance(value, (bool, int, float, str, tuple, list)) or value is None:
-                    settings[f"{name + '.' if name else ''}group {index} {key}"] = value
-    return settings
-
-
-def _changed(what: str, config: dict, checkpoint: dict) -> list[str]:
-    return [
-        f"{what} {key} {checkpoint[key]!r} from the checkpoint (the config gives {config[key]!r})"
-        for key in config
-        if key in checkpoint and config[key] != checkpoint[key]
-    ]
-
-
-def _scheduler_states(schedulers: Any) -> Any:
-    if isinstance(schedulers, dict):
-        return {name: [s.state_dict() for s in group] for name, group in schedulers.items()}
-    return [s.state_dict() for s in schedulers]
-
-
-def _load_scheduler_states(schedulers: Any, states: Any) -> list[str]:
-    """Load the schedulers' states; notes on every setting the checkpoint changes."""
-    if isinstance(schedulers, dict):
-        pairs = [(f"param_scheduler.{name}", group, (states or {}).get(name, [])) for name, group in schedulers.items()]
-    else:
-        pairs = [("param_scheduler", schedulers, states)]
-    notes = []
-    for label, group, saved in pairs:
-        if len(saved) != len(group):
-            notes.append(
-                f"{label}: the config has {len(group)} scheduler(s), the checkpoint {len(saved)}; "
-                f"the first {min(len(saved), len(group))} continue from the checkpoint, the rest start afresh"
-            )
-        for index, (scheduler, state) in enumerate(zip(group, saved)):
-            fresh = scheduler.state_dict()
-            scheduler.load_state_dict(state)
-            for key, value in fresh.items():
-                if key.startswith("_") or key in _SCHEDULER_PROGRESS or key not in state or state[key] == value:
-                    continue
-                notes.append(
-                    f"{label}[{index}] {type(scheduler).__name__} {key}={state[key]!r} from the checkpoint "
-                    f"(the config gives {value!r}); the schedule continues as it was saved"
-                )
-    return notes

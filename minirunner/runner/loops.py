@@ -31,7 +31,10 @@ class BaseLoop:
 
     def __init__(self, runner: Any, dataloader: Any) -> None:
         self.runner = runner
-        self.dataloader = runner.build_dataloader(dataloader) if isinstance(dataloader, dict) else dataloader
+        if isinstance(dataloader, dict):
+            build = getattr(runner, "_build_loop_dataloader", None) or runner.build_dataloader
+            dataloader = build(dataloader)
+        self.dataloader = dataloader
 
     def run(self) -> Any:
         raise NotImplementedError
@@ -466,6 +469,13 @@ class _EvalLoop(BaseLoop):
         check_yields_batches(self.dataloader, f"{self.mode}_dataloader", every_rank=False)
         self.evaluator = runner.build_evaluator(evaluator) if isinstance(evaluator, (dict, list)) else evaluator
         self.fp16 = fp16
+        # As in MMEngine: the metrics (and the visualizer) learn the dataset's classes etc.
+        metainfo = getattr(getattr(self.dataloader, "dataset", None), "metainfo", None)
+        if metainfo is not None:
+            self.evaluator.dataset_meta = metainfo
+            visualizer = getattr(runner, "visualizer", None)
+            if visualizer is not None:
+                visualizer.dataset_meta = metainfo
 
     def run(self) -> dict:
         """Evaluate and return the metrics.

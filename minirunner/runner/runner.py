@@ -25,24 +25,16 @@ from minirunner.dist import (
     is_distributed,
     is_main_process,
 )
-from minirunner.hooks import Hook, get_priority
+from minirunner.hooks import Hook
 from minirunner.hooks.hook import EVENTS
 from minirunner.logging import MessageHub, add_log_file, get_logger, log_to_files_only, set_current_logger
-from minirunner.model.wrappers import wrap_distributed
-from minirunner.registry import (
-    EVALUATOR,
-    HOOKS,
-    LOG_PROCESSORS,
-    LOOPS,
-    MODELS,
-    RUNNERS,
-    VISUALIZERS,
-    config_key,
-)
+from minirunner.registry import RUNNERS, config_key
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
+from .builders import BuildersMixin
+from .checkpoint_methods import NOT_SEARCHED, CheckpointMixin
 from .default_hooks import DEFAULT_HOOKS
-from .checkpoint_methods import CheckpointMixin
+from .hook_methods import HooksMixin
 from .randomness import set_random_seed
 
 # Config keys that from_cfg reads besides the Runner's own arguments.
@@ -50,12 +42,17 @@ _EXTRA_CFG_KEYS = ("runner_type", "model_wrapper_cfg", "find_unused_parameters",
 
 
 @RUNNERS.register_module()
-class Runner(CheckpointMixin):
+class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
     """Builds a model, data, optimizer, schedulers and hooks from configs, and runs them.
 
     Every argument may be an object or its config dict; heavy objects (dataloaders, the
     optimizer wrapper, schedulers, loops) are built when :meth:`train`, :meth:`val` or
     :meth:`test` needs them. ``Runner(**cfg)`` and :meth:`from_cfg` take the same keys.
+
+    The methods live in mixins by concept: :class:`~.builders.BuildersMixin` (``build_*``,
+    ``scale_lr``), :class:`~.hook_methods.HooksMixin` (``register_*``, ``call_hook``) and
+    :class:`~.checkpoint_methods.CheckpointMixin` (``save_checkpoint``, ``load_checkpoint``,
+    ``resume``, ``load_or_resume``).
 
     Example:
         >>> cfg = Config.fromfile('configs/digits_mlp.py')  # doctest: +SKIP
@@ -357,224 +354,6 @@ class Runner(CheckpointMixin):
         """The number of training iterations."""
         return self.train_loop.max_iters
 
-    # ------------------------------------------------------------------ builders (override points)
-    def build_model(self, model: nn.Module | dict) -> nn.Module:
-        """Build the model from MODELS (or take the module given) and move it to the device."""
-        if isinstance(model, dict):
-            model = MODELS.build(model)
-        if not isinstance(model, nn.Module):
-            raise ConfigError(f"the model must be an nn.Module or its config, got {type(model).__name__}")
-        if torch.cuda.is_available():
-            model = model.to(torch.device("cuda", torch.cuda.current_device()))
-        return model
-
-    def wrap_model(self, model: nn.Module) -> nn.Module:
-        """Compile the model if asked, and wrap it for distributed training under torchrun.
-
-        The wrapper follows ``model_wrapper_cfg``, ``find_unused_parameters`` and
-        ``sync_bn`` (see :func:`~minirunner.model.wrappers.wrap_distributed`); without
-        ``model_wrapper_cfg`` it is the reference's default, ``MiniDistributedDataParallel``
-        without buffer broadcasts.
-        """
-        cfg = self.cfg if self.cfg is not None else {}
-        if cfg.get("compile"):
-            compile_cfg = cfg["compile"] if isinstance(cfg["compile"], dict) else {}
-            model = torch.compile(model, **compile_cfg)
-        if not is_distributed():
-            return model
-        return wrap_distributed(
-            model,
-            cfg.get("model_wrapper_cfg"),
-            find_unused_parameters=cfg.get("find_unused_parameters"),
-            sync_bn=cfg.get("sync_bn"),
-        )
-
-    def build_dataloader(self, dataloader: Any) -> Any:
-        """Build a DataLoader from its config (samplers seeded with the run's seed)."""
-        if not isinstance(dataloader, dict):
-            return dataloader
-        from minirunner.dataset import build_dataloader
-
-        return build_dataloader(
-            dataloader, seed=self._seed, diff_rank_seed=bool(self._randomness.get("diff_rank_seed", False))
-        )
-
-    def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
-        """Build the optimizer wrapper (or several) for the model."""
-        if not isinstance(optim_wrapper, dict):
-            return optim_wrapper
-        from minirunner.optim import build_optim_wrapper
-
-        with config_key("optim_wrapper"):
-            return build_optim_wrapper(self.model, optim_wrapper)
-
-    def build_param_scheduler(self, scheduler: Any) -> Any:
-        """Build the schedulers; a missing ``end`` becomes max_epochs (by epoch) or max_iters.
-
-        ``scheduler`` is one config, a list, or (several optimizers) a dict of lists keyed
-        like the OptimWrapperDict. Error messages name ``param_scheduler...`` themselves.
-        """
-        from minirunner.optim import build_param_schedulers
-
-        if scheduler is None:
-            return []
-        return build_param_schedulers(
-            scheduler,
-            self.optim_wrapper,
-            epoch_length=len(self.train_dataloader),
-            max_epochs=self.max_epochs,
-            max_iters=self.max_iters,
-        )
-
-    def build_evaluator(self, evaluator: Any) -> Any:
-        """Build an Evaluator from a metric config, a list of them, or an evaluator config."""
-        if isinstance(evaluator, dict) and evaluator.get("type") in ("Evaluator", None) and "metrics" in evaluator:
-            return EVALUATOR.build(evaluator)
-        if isinstance(evaluator, (dict, list)):
-            return EVALUATOR.build(dict(type="Evaluator", metrics=evaluator))
-        return evaluator
-
-    def build_train_loop(self, loop: Any) -> Any:
-        """Build the training loop from ``train_cfg``."""
-        if loop is None:
-            raise RuntimeError(
-                "this runner has no training set up: give train_dataloader, train_cfg and optim_wrapper"
-            )
-        if not isinstance(loop, dict):
-            return loop
-        loop = dict(loop)
-        with config_key("train_dataloader"):
-            dataloader = self.build_dataloader(self._train_dataloader)
-        if "type" not in loop:
-            loop["type"] = "EpochBasedTrainLoop" if loop.pop("by_epoch", True) else "IterBasedTrainLoop"
-        with config_key("train_cfg"):
-            return LOOPS.build(loop, default_args=dict(runner=self, dataloader=dataloader))
-
-    def build_val_loop(self, loop: Any) -> Any:
-        """Build the validation loop from ``val_cfg``."""
-        return self._build_eval_loop(loop, "val", "ValLoop", self._val_dataloader, self._val_evaluator)
-
-    def build_test_loop(self, loop: Any) -> Any:
-        """Build the test loop from ``test_cfg``."""
-        return self._build_eval_loop(loop, "test", "TestLoop", self._test_dataloader, self._test_evaluator)
-
-    def _build_eval_loop(self, loop: Any, mode: str, default_type: str, dataloader: Any, evaluator: Any) -> Any:
-        if not isinstance(loop, dict):
-            return loop
-        loop = dict(loop)
-        loop.setdefault("type", default_type)
-        with config_key(f"{mode}_dataloader"):
-            dataloader = self.build_dataloader(dataloader)
-        with config_key(f"{mode}_evaluator"):
-            evaluator = self.build_evaluator(evaluator)
-        with config_key(f"{mode}_cfg"):
-            return LOOPS.build(loop, default_args=dict(runner=self, dataloader=dataloader, evaluator=evaluator))
-
-    def build_log_processor(self, log_processor: dict | None, train_cfg: dict | None) -> Any:
-        """Build the log processor; ``by_epoch`` follows ``train_cfg`` unless set."""
-        cfg = dict(log_processor or {})
-        cfg.setdefault("type", "LogProcessor")
-        if "by_epoch" not in cfg and isinstance(train_cfg, dict):
-            cfg["by_epoch"] = train_cfg.get("by_epoch", train_cfg.get("type", "EpochBasedTrainLoop") != "IterBasedTrainLoop")
-        return LOG_PROCESSORS.build(cfg)
-
-    def build_visualizer(self, visualizer: Any) -> Any:
-        """Build the visualizer; only rank 0 gets a folder to write into."""
-        if visualizer is not None and not isinstance(visualizer, dict):
-            return visualizer
-        cfg = dict(visualizer or {})
-        cfg.setdefault("type", "Visualizer")
-        return VISUALIZERS.build(cfg, default_args=dict(save_dir=self._log_dir if is_main_process() else None))
-
-    # ------------------------------------------------------------------ hooks
-    def register_hook(self, hook: Hook | dict, priority: int | str | None = None, name: str | None = None) -> None:
-        """Add a hook (or its config). Lower priority numbers run first; ties keep registration order."""
-        if isinstance(hook, dict):
-            hook = dict(hook)
-            priority = hook.pop("priority", priority)
-            hook = HOOKS.build(hook)
-        if not isinstance(hook, Hook):
-            raise ConfigError(f"a hook must be a Hook or its config, got {type(hook).__name__}")
-        if priority is not None:
-            hook.priority = priority
-        value = get_priority(hook.priority)
-        position = len(self._hooks)
-        for index, existing in enumerate(self._hooks):
-            if get_priority(existing.priority) > value:
-                position = index
-                break
-        self._hooks.insert(position, hook)
-        if name is not None:
-            self._hook_names[id(hook)] = name
-        self._rebuild_hook_table()
-
-    def _rebuild_hook_table(self) -> None:
-        # Resolved once here, so call_hook touches only hooks that implement the event. The
-        # lists are refilled in place: the training loops hold the per-iteration ones.
-        table = self._hook_table
-        for handlers in table.values():
-            handlers.clear()
-        for hook in self._hooks:
-            for event, handler in hook.event_handlers().items():
-                table[event].append(handler)
-
-    def iteration_handlers(self, event: str) -> list:
-        """What to call, in order, for a per-iteration event such as ``'after_train_iter'``.
-
-        Each item takes the runner and the event's keyword arguments. The training loops
-        call them directly: :meth:`call_hook` re-packs its keyword arguments for every hook,
-        which costs more than the hooks themselves on a small model. The list stays current
-        as hooks are registered. When a subclass overrides :meth:`call_hook`, the one item
-        routes through it, so the override still sees every event.
-        """
-        if type(self).call_hook is not Runner.call_hook:
-            return [lambda runner, **kwargs: runner.call_hook(event, **kwargs)]
-        return self._hook_table[event]
-
-    def register_hooks(self, default_hooks: dict | None = None, custom_hooks: list | None = None) -> None:
-        """Register the default hooks (merged with ``default_hooks`` by name), then the custom ones."""
-        merged = copy.deepcopy(DEFAULT_HOOKS)
-        for name, cfg in (default_hooks or {}).items():
-            if cfg is None:
-                merged.pop(name, None)
-            elif isinstance(cfg, dict) and name in merged and cfg.get("type", merged[name]["type"]) == merged[name]["type"]:
-                merged[name].update(cfg)
-            else:
-                merged[name] = cfg
-        for name, cfg in merged.items():
-            with config_key(f"default_hooks.{name}"):
-                self.register_hook(cfg, name=name)
-        for index, cfg in enumerate(custom_hooks or []):
-            with config_key(f"custom_hooks.{index}"):
-                self.register_hook(cfg)
-
-    def _hook_state_keys(self) -> list[str]:
-        """Where each hook's state goes in a checkpoint: its default-hook name, else its class
-        name (``#2``, ``#3`` for repeats), so adding or removing other hooks between the
-        interrupted and the resumed run does not move it."""
-        keys, seen = [], {}
-        for hook in self._hooks:
-            name = self._hook_names.get(id(hook))
-            if name is None:
-                name = type(hook).__name__
-                seen[name] = seen.get(name, 0) + 1
-                if seen[name] > 1:
-                    name = f"{name}#{seen[name]}"
-            keys.append(name)
-        return keys
-
-    def get_hook(self, name: str) -> Hook | None:
-        """The default hook registered under ``name`` (e.g. 'checkpoint'), or None."""
-        for hook in self._hooks:
-            if self._hook_names.get(id(hook)) == name:
-                return hook
-        return None
-
-    def call_hook(self, fn_name: str, **kwargs: Any) -> None:
-        """Call ``fn_name`` on every hook that implements it, in priority order."""
-        for method in self._hook_table.get(fn_name, ()):
-            method(self, **kwargs)
-
     # ------------------------------------------------------------------ running
     def train(self) -> nn.Module:
         """Train, validating as configured; return the trained model.
@@ -607,6 +386,7 @@ class Runner(CheckpointMixin):
             self.cfg.dump(os.path.join(folder, os.path.basename(self.cfg.filename)))
 
     def _train(self) -> nn.Module:
+        # Read before anything is built: a resumed run continues with the checkpoint's seed.
         checkpoint = self._checkpoint_to_resume()
         # Rank 0 saved the checkpoint: its seed lacks the offset diff_rank_seed adds per rank.
         own_seed = self._seed - (get_rank() if self._randomness.get("diff_rank_seed") else 0)
@@ -615,16 +395,16 @@ class Runner(CheckpointMixin):
             self._set_seed(checkpoint["meta"]["seed"])
         train_loop = self.train_loop
         self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
-        self._scale_lr()
+        self.scale_lr(self.optim_wrapper, self._auto_scale_lr)
         self.param_schedulers = self.build_param_scheduler(self._param_scheduler_cfg)
         _ = self.val_loop  # Built now, so config errors surface before training starts.
         self._dump_config(self._work_dir)
         self.call_hook("before_run")
-        if checkpoint is not None:
-            self.resume_from(checkpoint)
-        elif self._load_from and not self._has_loaded:
-            self.load_checkpoint(self._load_from)
-        self._has_loaded = True
+        self._checkpoint_found = checkpoint
+        try:
+            self.load_or_resume()
+        finally:
+            self._checkpoint_found = NOT_SEARCHED
         self.optim_wrapper.initialize_count_status(self.model, train_loop.iter, train_loop.max_iters)
         # Everything is built now: hooks may drop events they turned out not to need (no
         # iteration schedulers, epoch-only checkpoints), so the loop never calls them.
@@ -649,41 +429,11 @@ class Runner(CheckpointMixin):
             )
         self._dump_config(self._log_dir)
         self.call_hook("before_run")
-        if self._load_from and not self._has_loaded:
-            self.load_checkpoint(self._load_from)
-            self._has_loaded = True
+        self._load_weights_once()
         metrics = loop.run()
         self.call_hook("after_run")
         return metrics
 
-    def _scale_lr(self) -> None:
-        cfg = self._auto_scale_lr
-        if not cfg or not cfg.get("enable", False):
-            return
-        if "base_batch_size" not in cfg:
-            raise ConfigError("auto_scale_lr needs base_batch_size (the batch size the lr was tuned for)", key="auto_scale_lr")
-        loader = self.train_dataloader
-        per_process = loader.batch_size
-        if per_process is None:  # a batch_sampler config sets the size instead
-            per_process = getattr(loader.batch_sampler, "batch_size", None)
-        if per_process is None:
-            raise ConfigError(
-                "auto_scale_lr needs the training batch size, but the dataloader has none "
-                "(its batch sampler has no batch_size attribute); disable auto_scale_lr",
-                key="auto_scale_lr",
-            )
-        ratio = get_world_size() * per_process / cfg["base_batch_size"]
-        wrappers = self.optim_wrapper.values() if hasattr(self.optim_wrapper, "values") else [self.optim_wrapper]
-        lrs = []
-        for wrapper in wrappers:
-            for group in wrapper.param_groups:
-                group["lr"] *= ratio
-                lrs.append(group["lr"])
-        shown = ", ".join(f"{lr:.6g}" for lr in dict.fromkeys(lrs))
-        self.logger.info(
-            f"auto_scale_lr: lr scaled by {ratio:g} = world size {get_world_size()} x batch size "
-            f"{per_process} per process / base_batch_size {cfg['base_batch_size']}; lr is now {shown}"
-        )
 
 def _unused_key_notes(cfg: Config, runner_cls: type) -> list[str]:
     """One line for each top-level key that no Runner reads and that looks like a misspelt
