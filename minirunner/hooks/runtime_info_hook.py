@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from minirunner.optim.wrappers import OptimWrapper
 from minirunner.registry import HOOKS
 
@@ -12,7 +14,22 @@ from .hook import Hook
 
 @HOOKS.register_module()
 class RuntimeInfoHook(Hook):
-    """Keeps the message hub up to date: epoch, iter, max counts, lr, losses, grad norm, metrics.
+    """Keeps the message hub up to date, under the reference's keys, so that code without
+    the runner can read the run's state.
+
+    Info (``hub.get_info``): ``cfg`` (the config text), ``seed``, ``experiment_name``,
+    ``minirunner_version`` (the reference's ``mmengine_version``) before the run;
+    ``epoch``, ``iter``, ``max_epochs``, ``max_iters`` and ``dataset_meta`` (the training
+    dataset's ``metainfo``, when it has one) before training; ``epoch`` before each
+    training epoch, ``iter`` before each iteration.
+
+    Scalars (``hub.get_scalar``): ``train/lr`` before each iteration (``train/<name>.lr``
+    for each optimizer of an ``OptimWrapperDict``, plus ``train/base_lr`` where
+    ``get_lr()`` reports one); ``train/<key>`` for each entry of ``train_step``'s output
+    (``train/loss``); ``train/grad_norm`` on iterations that stepped with clipping;
+    ``val/<metric>`` and ``test/<metric>`` after evaluation (metrics that are not one
+    number go to the info instead). ``train/time`` and ``train/data_time`` come from
+    ``IterTimerHook``, as in the reference.
 
     Losses and the gradient norm stay tensors in the hub; they are turned into numbers only
     when the logger reads them, at its interval.
@@ -21,9 +38,14 @@ class RuntimeInfoHook(Hook):
     priority = "VERY_HIGH"
 
     def before_run(self, runner: Any) -> None:
+        """Put the config text, seed, experiment name and version in the hub's info."""
+        import minirunner  # fully imported by now; at module level it would be circular
+
         runner.message_hub.update_info_dict(
             {"cfg": runner.cfg.pretty_text if runner.cfg is not None else "", "seed": runner.seed,
-             "experiment_name": runner.experiment_name}
+             "experiment_name": runner.experiment_name,
+             # The reference's 'mmengine_version' (without its git hash).
+             "minirunner_version": minirunner.__version__}
         )
 
     def __init__(self) -> None:
@@ -32,10 +54,14 @@ class RuntimeInfoHook(Hook):
         self._plain_wrapper: Any = None  # an OptimWrapper whose get_lr() is {'lr': [...]}
 
     def before_train(self, runner: Any) -> None:
+        """Put the (resumed) counters, the run's length and the dataset's metainfo in the hub."""
         runner.message_hub.update_info_dict(
             {"epoch": runner.epoch, "iter": runner.iter, "max_epochs": runner.max_epochs,
              "max_iters": runner.max_iters}
         )
+        dataset = getattr(getattr(runner, "train_dataloader", None), "dataset", None)
+        if hasattr(dataset, "metainfo"):
+            runner.message_hub.update_info("dataset_meta", dataset.metainfo)
         optim_wrapper = runner.optim_wrapper
         wrappers = optim_wrapper.items() if hasattr(optim_wrapper, "items") else [("", optim_wrapper)]
         self._clipping = [
@@ -82,10 +108,27 @@ class RuntimeInfoHook(Hook):
         return key
 
     def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
-        for key, value in (metrics or {}).items():
-            runner.message_hub.update_scalar(f"val/{key}", value)
+        """Put the metrics in the hub as ``val/<name>``: numbers as scalars, others as info."""
+        _update_metrics(runner.message_hub, "val", metrics)
 
     def after_test_epoch(self, runner: Any, metrics: dict | None = None) -> None:
-        for key, value in (metrics or {}).items():
-            runner.message_hub.update_scalar(f"test/{key}", value)
+        """Put the metrics in the hub as ``test/<name>``: numbers as scalars, others as info."""
+        _update_metrics(runner.message_hub, "test", metrics)
+
+
+def _is_scalar(value: Any) -> bool:
+    """A number or a one-element tensor (the reference also counts one-element arrays)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    if hasattr(value, "size") and hasattr(value, "item") and not callable(value.size):
+        return value.size == 1  # a NumPy array or scalar, without importing NumPy
+    return isinstance(value, (int, float))
+
+
+def _update_metrics(hub: Any, mode: str, metrics: dict | None) -> None:
+    for key, value in (metrics or {}).items():
+        if _is_scalar(value):
+            hub.update_scalar(f"{mode}/{key}", value)
+        else:
+            hub.update_info(f"{mode}/{key}", value)
 

@@ -1,0 +1,97 @@
+"""RuntimeInfoHook writes the reference's keys: which go to the hub's info (update_info) and
+which to its scalars (update_scalar)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import minirunner
+from minirunner.hooks import RuntimeInfoHook
+from minirunner.logging.message_hub import MessageHub
+from minirunner.optim import OptimWrapper
+from minirunner.optim.wrappers.optimizer_wrapper_dict import OptimWrapperDict
+
+
+class Dataset:
+    metainfo = dict(classes=("cat", "dog"))
+
+
+class Loader:
+    dataset = Dataset()
+
+
+class Cfg:
+    pretty_text = "model = dict(type='Net')\n"
+
+
+class FakeRunner:
+    def __init__(self, optim_wrapper) -> None:
+        self.message_hub = MessageHub(name="runtime-info-test")
+        self.cfg = Cfg()
+        self.seed = 5
+        self.experiment_name = "exp_1"
+        self.epoch, self.iter, self.max_epochs, self.max_iters = 1, 7, 3, 30
+        self.train_dataloader = Loader()
+        self.optim_wrapper = optim_wrapper
+
+
+def _sgd(lr: float) -> OptimWrapper:
+    return OptimWrapper(torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=lr))
+
+
+def test_run_and_train_info():
+    runner = FakeRunner(_sgd(0.1))
+    hook = RuntimeInfoHook()
+    hook.before_run(runner)
+    hook.before_train(runner)
+    hub = runner.message_hub
+    assert hub.get_info("cfg") == Cfg.pretty_text
+    assert hub.get_info("seed") == 5
+    assert hub.get_info("experiment_name") == "exp_1"
+    assert hub.get_info("minirunner_version") == minirunner.__version__
+    assert (hub.get_info("epoch"), hub.get_info("iter")) == (1, 7)  # a resumed run's counters
+    assert (hub.get_info("max_epochs"), hub.get_info("max_iters")) == (3, 30)
+    assert hub.get_info("dataset_meta") == Dataset.metainfo
+    # Info, not scalars.
+    assert not any(key in hub.log_scalars for key in ("epoch", "iter", "seed", "dataset_meta"))
+
+
+def test_no_dataset_meta_without_metainfo():
+    runner = FakeRunner(_sgd(0.1))
+    runner.train_dataloader = type("L", (), {"dataset": object()})()
+    RuntimeInfoHook().before_train(runner)
+    assert runner.message_hub.get_info("dataset_meta") is None
+
+
+def test_lr_of_each_optimizer_and_losses_are_scalars():
+    runner = FakeRunner(OptimWrapperDict(gen=_sgd(0.1), disc=_sgd(0.02)))
+    hook = RuntimeInfoHook()
+    hook.before_train(runner)
+    runner.iter = 8
+    hook.before_train_iter(runner, batch_idx=0)
+    hook.after_train_iter(runner, batch_idx=0, outputs=dict(loss=torch.tensor(1.5), loss_gen=torch.tensor(0.5)))
+    hub = runner.message_hub
+    assert hub.get_info("iter") == 8
+    assert hub.get_scalar("train/gen.lr").current() == pytest.approx(0.1)
+    assert hub.get_scalar("train/disc.lr").current() == pytest.approx(0.02)
+    assert float(hub.get_scalar("train/loss").current()) == 1.5
+    assert float(hub.get_scalar("train/loss_gen").current()) == 0.5
+    assert "train/lr" not in hub.log_scalars
+
+
+def test_metrics_numbers_are_scalars_and_the_rest_info():
+    runner = FakeRunner(_sgd(0.1))
+    hook = RuntimeInfoHook()
+    metrics = dict(top1=91.0, count=3, loss=torch.tensor(0.25), per_class=[0.5, 0.75], confusion=torch.eye(2))
+    hook.after_val_epoch(runner, metrics=metrics)
+    hook.after_test_epoch(runner, metrics=metrics)
+    hub = runner.message_hub
+    for mode in ("val", "test"):
+        assert hub.get_scalar(f"{mode}/top1").current() == 91.0
+        assert hub.get_scalar(f"{mode}/count").current() == 3
+        assert float(hub.get_scalar(f"{mode}/loss").current()) == 0.25
+        assert hub.get_info(f"{mode}/per_class") == [0.5, 0.75]
+        assert torch.equal(hub.get_info(f"{mode}/confusion"), torch.eye(2))
+        assert f"{mode}/per_class" not in hub.log_scalars
