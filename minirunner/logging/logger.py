@@ -1,4 +1,4 @@
-"""The ``minirunner`` logger and :func:`print_log`.
+"""The ``minirunner`` logger: its console handler and log files.
 
 Console lines look like ``11/21 19:29:12 - minirunner - INFO - message``. On a terminal the
 level name is coloured with rich (and a message logged with ``extra={'syntax': 'python'}``
@@ -29,7 +29,6 @@ _LEVEL_STYLES = {
     "ERROR": "bold red",
     "CRITICAL": "bold white on red",
 }
-_current_logger_name = LOGGER_NAME
 
 
 class _ConsoleHandler(logging.Handler):
@@ -116,7 +115,7 @@ def get_logger(name: str = LOGGER_NAME, log_level: int | str | None = None) -> l
             logger.addHandler(handler)
             logger.propagate = False
     if log_level is not None:
-        logger.setLevel(_to_level(log_level))
+        logger.setLevel(to_level(log_level))
     elif logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
     return logger
@@ -126,8 +125,8 @@ class _FolderMakingFileHandler(logging.FileHandler):
     """A file handler that creates its file, and the folder, with the first line it writes:
     a run that fails before logging anything (a config error) leaves no empty log folder."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(path, mode="a", encoding="utf-8", delay=True)
+    def __init__(self, path: str, mode: str = "a") -> None:
+        super().__init__(path, mode=mode, encoding="utf-8", delay=True)
 
     def _open(self):  # noqa: ANN202 (logging's own signature)
         os.makedirs(os.path.dirname(self.baseFilename), exist_ok=True)
@@ -144,12 +143,34 @@ def add_log_file(
     Only rank 0 should call this (the Runner does). Returns the handler so the caller can
     remove and close it when the run ends.
     """
-    logger = logger or get_current_logger()
-    handler = _FolderMakingFileHandler(path)
-    handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
-    handler.setLevel(_to_level(log_level))
+    if logger is None:
+        from .current import get_current_logger  # current.py builds on this module
+
+        logger = get_current_logger()
+    handler = make_file_handler(path, log_level)
     logger.addHandler(handler)
     return handler
+
+
+def make_file_handler(path: str, log_level: int | str = logging.INFO, mode: str = "a") -> logging.FileHandler:
+    """A handler writing plain lines (the console's format) to ``path``, opened with
+    ``mode`` and created, with its folder, when the first line is written."""
+    handler = _FolderMakingFileHandler(path, mode)
+    handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
+    handler.setLevel(to_level(log_level))
+    return handler
+
+
+def file_handlers(logger: logging.Logger) -> list[logging.FileHandler]:
+    """The file handlers of ``logger`` and of the loggers its records pass on to: an
+    ``MMLogger`` passes its lines on to the ``minirunner`` logger, which holds the run's
+    log file."""
+    found: list[logging.FileHandler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found += [h for h in current.handlers if isinstance(h, logging.FileHandler)]
+        current = current.parent if current.propagate else None
+    return found
 
 
 def log_to_files_only(logger: logging.Logger, level: int, message: str) -> None:
@@ -162,27 +183,15 @@ def log_to_files_only(logger: logging.Logger, level: int, message: str) -> None:
     record = logger.makeRecord(logger.name, level, __file__, 0, message, None, None)
     raising, logging.raiseExceptions = logging.raiseExceptions, False
     try:
-        for handler in logger.handlers:
-            if isinstance(handler, logging.FileHandler) and level >= handler.level:
+        for handler in file_handlers(logger):
+            if level >= handler.level:
                 handler.handle(record)
     finally:
         logging.raiseExceptions = raising
 
 
-def set_current_logger(logger: logging.Logger | str) -> None:
-    """Make ``logger`` the one that ``print_log(..., logger='current')`` writes to."""
-    global _current_logger_name
-    _current_logger_name = logger if isinstance(logger, str) else logger.name
-
-
-def get_current_logger() -> logging.Logger:
-    """The logger that ``print_log(..., logger='current')`` writes to."""
-    return get_logger(_current_logger_name) if _current_logger_name == LOGGER_NAME else logging.getLogger(
-        _current_logger_name
-    )
-
-
-def _to_level(level: int | str) -> int:
+def to_level(level: int | str) -> int:
+    """A ``logging`` level from its number or its name (any case)."""
     if isinstance(level, int):
         return level
     value = logging.getLevelName(str(level).upper())
@@ -191,43 +200,3 @@ def _to_level(level: int | str) -> int:
             f"unknown log level {level!r}; use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
         )
     return value
-
-
-def print_log(
-    msg: Any,
-    logger: logging.Logger | str | None = None,
-    level: int | str = logging.INFO,
-) -> None:
-    """Log ``msg`` through ``logger``.
-
-    Args:
-        msg: the message.
-        logger: None prints with ``print``; ``'current'`` uses the current logger (the
-            running Runner's, else ``minirunner``); ``'silent'`` drops the message; a
-            :class:`logging.Logger` or the name of an existing logger uses that logger.
-        level: a ``logging`` level or its name.
-
-    Example:
-        >>> print_log('hello', logger='current')  # doctest: +SKIP
-        11/21 19:29:12 - minirunner - INFO - hello
-    """
-    if logger is None:
-        print(msg)
-    elif logger == "silent":
-        return
-    elif logger == "current":
-        get_current_logger().log(_to_level(level), msg)
-    elif isinstance(logger, logging.Logger):
-        logger.log(_to_level(level), msg)
-    elif isinstance(logger, str):
-        if logger not in logging.Logger.manager.loggerDict:
-            raise ValueError(
-                f"print_log: no logger named {logger!r}; pass 'current', 'silent', None, a "
-                "logging.Logger, or the name of a logger created with get_logger()"
-            )
-        logging.getLogger(logger).log(_to_level(level), msg)
-    else:
-        raise TypeError(
-            f"print_log: logger must be None, 'current', 'silent', a logger name or a "
-            f"logging.Logger, got {type(logger).__name__}"
-        )

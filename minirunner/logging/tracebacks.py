@@ -8,7 +8,8 @@ from types import TracebackType
 from typing import Any
 
 from . import progress
-from .logger import get_current_logger
+from .current import get_current_logger
+from .logger import file_handlers
 
 
 def install_rich_traceback(show_locals: bool = False) -> bool:
@@ -59,7 +60,7 @@ def log_exception_to_files(exc_type: type[BaseException], exc: BaseException, tb
     Only files: the console gets its own (possibly rich) rendering from the excepthook.
     """
     logger = get_current_logger()
-    handlers = [h for h in logger.handlers if isinstance(h, logging.FileHandler)]
+    handlers = file_handlers(logger)
     if not handlers:
         return
     record = logger.makeRecord(

@@ -13,6 +13,7 @@ import pytest
 import minirunner.logging.logger as logger_module
 from minirunner.logging import (
     LOGGER_NAME,
+    MMLogger,
     add_log_file,
     get_current_logger,
     get_logger,
@@ -50,7 +51,8 @@ def test_logger_is_named_minirunner_and_does_not_propagate():
     logger = get_logger()
     assert logger.name == "minirunner"
     assert logger.propagate is False
-    assert get_current_logger() is logger
+    # The current logger is an MMLogger that hands its records to this one.
+    assert isinstance(get_current_logger(), MMLogger) and get_current_logger().parent is logger
     assert get_logger() is logger
     # A second get_logger does not add a second console handler (no duplicated lines).
     consoles = [h for h in logger.handlers if isinstance(h, logger_module._ConsoleHandler)]
@@ -131,7 +133,8 @@ def test_set_current_logger(capsys):
     name = f"exp_{uuid.uuid4().hex[:8]}"
     run_logger = get_logger(name)
     set_current_logger(run_logger)
-    assert get_current_logger() is run_logger
+    current = get_current_logger()
+    assert isinstance(current, MMLogger) and current.parent is run_logger and current.instance_name == name
     print_log("from run", logger="current")
     assert re.match(line_re("from run", name=name), capsys.readouterr().out.strip())
 
