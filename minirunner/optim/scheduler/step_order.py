@@ -53,9 +53,14 @@ class StepProbe:
 
     @property
     def __func__(self) -> Any:
-        # Binding a bound method again returns it unchanged, so a wrapper that calls
-        # ``step.__func__.__get__(optimizer)(...)`` ends up in __call__.
-        return self.__call__
+        # A function of (optimizer, *args): a wrapper that binds it to the optimizer, as
+        # ``step.__func__.__get__(optimizer)(...)`` does, ends up in __call__.
+        probe = self
+
+        def step(optimizer: Any, *args: Any, **kwargs: Any) -> Any:
+            return probe(*args, **kwargs)
+
+        return step
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         optimizer = self._optimizer_ref()
