@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from minirunner.registry import EVALUATOR, METRICS, config_key
@@ -28,7 +28,7 @@ class Evaluator:
     """
 
     def __init__(self, metrics: BaseMetric | Mapping | Sequence[BaseMetric | Mapping]) -> None:
-        if isinstance(metrics, (BaseMetric, Mapping)):
+        if isinstance(metrics, (BaseMetric, Mapping)) or not isinstance(metrics, Sequence):
             metrics = [metrics]
         self.metrics: list[BaseMetric] = []
         for index, metric in enumerate(metrics):
@@ -56,9 +56,14 @@ class Evaluator:
             metric.dataset_meta = meta
 
     def process(self, data_samples: Sequence[Any], data_batch: Any = None) -> None:
-        """Give one batch's predictions (and the batch itself) to every metric."""
+        """Give one batch's predictions (and the batch itself) to every metric.
+
+        A prediction with a ``to_dict()`` method (a data element) is passed as that dict,
+        as in MMEngine; dicts and other values are passed as they are.
+        """
+        samples = [_as_plain(sample) for sample in data_samples]
         for metric in self.metrics:
-            metric.process(data_batch, data_samples)
+            metric.process(data_batch, samples)
 
     def evaluate(self, size: int) -> dict[str, Any]:
         """Evaluate every metric over the whole dataset (``size`` samples, all ranks).
@@ -75,6 +80,68 @@ class Evaluator:
                     )
                 merged[name] = value
         return merged
+
+    def offline_evaluate(self, data_samples: Sequence[Any], data: Sequence[Any] | None = None, chunk_size: int = 1) -> dict[str, Any]:
+        """Evaluate predictions computed earlier (e.g. loaded from a results file).
+
+        The predictions (and, when given, the matching samples of the dataset, grouped
+        field by field like ``pseudo_collate``) are processed ``chunk_size`` at a time, then
+        evaluated over all of them.
+
+        Raises:
+            ValueError: ``data`` is given and its length differs from ``data_samples``'.
+
+        Example:
+            >>> evaluator = Evaluator(dict(type='Accuracy'))
+            >>> evaluator.offline_evaluate([dict(pred_label=1, gt_label=1), dict(pred_label=0, gt_label=1)])
+            {'accuracy/top1': 50.0}
+        """
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        batches = None
+        if data is not None:
+            if len(data_samples) != len(data):
+                raise ValueError(
+                    f"data_samples and data must have the same length, got {len(data_samples)} predictions "
+                    f"and {len(data)} data samples"
+                )
+            batches = _chunks(data, chunk_size)
+        size = 0
+        for chunk in _chunks(data_samples, chunk_size):
+            data_batch = _group_fields(next(batches)) if batches is not None else None
+            size += len(chunk)
+            self.process(chunk, data_batch)
+        return self.evaluate(size)
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _group_fields(samples: list[Any]) -> Any:
+    """Samples grouped field by field without stacking (what ``pseudo_collate`` does; kept
+    here so the evaluator does not depend on the dataset package)."""
+    first = samples[0]
+    if isinstance(first, Mapping):
+        return {key: _group_fields([sample[key] for sample in samples]) for key in first}
+    if isinstance(first, (list, tuple)) and not isinstance(first, str) and not hasattr(first, "_fields"):
+        if all(len(sample) == len(first) for sample in samples):
+            return type(first)(_group_fields(list(group)) for group in zip(*samples))
+    return list(samples)
+
+
+def _as_plain(sample: Any) -> Any:
+    if isinstance(sample, Mapping):
+        return sample
+    to_dict = getattr(sample, "to_dict", None)
+    return to_dict() if callable(to_dict) else sample
 
 
 def build_evaluator(cfg: Evaluator | BaseMetric | Mapping | Sequence) -> Evaluator:

@@ -31,6 +31,9 @@ class BaseMetric(metaclass=ABCMeta):
             backend must support that device, e.g. NCCL for CUDA tensors).
         prefix: prepended to every metric name as ``prefix/name``; defaults to the class
             attribute ``default_prefix`` (None: no prefix).
+        collect_dir: accepted for MMEngine configs (only with ``collect_device='cpu'``, as
+            there); results are gathered through the process group, never through files, so
+            it is not used.
 
     Example:
         >>> class MeanError(BaseMetric):
@@ -46,12 +49,18 @@ class BaseMetric(metaclass=ABCMeta):
 
     default_prefix: str | None = None
 
-    def __init__(self, collect_device: str = "cpu", prefix: str | None = None) -> None:
+    def __init__(self, collect_device: str = "cpu", prefix: str | None = None, collect_dir: str | None = None) -> None:
         if collect_device not in _COLLECT_DEVICES:
             raise ConfigError(
                 f"must be 'cpu' or 'gpu', got {collect_device!r}", key="collect_device"
             )
+        if collect_dir is not None and collect_device != "cpu":
+            raise ConfigError(
+                f"collect_dir is only used with collect_device='cpu' (got {collect_device!r}); remove it",
+                key="collect_dir",
+            )
         self.collect_device = collect_device
+        self.collect_dir = collect_dir
         self.prefix = prefix if prefix is not None else self.default_prefix
         self.results: list[Any] = []
         self._dataset_meta: dict | None = None

@@ -12,15 +12,28 @@ from minirunner.checkpoint import (
     verify_checkpoint,
     wait_for_checkpoint_writes,
 )
+from .builders import EvaluatorTypeError, ScaleLrConfigError
+from .checkpoint_helpers import (
+    RemoteCheckpointError,
+    get_state_dict,
+    load_checkpoint,
+    load_state_dict,
+    save_checkpoint,
+    weights_to_cpu,
+)
 from .interruption import TrainingInterrupted
 from .log_processor import LogProcessor
 from .loops import EpochBasedTrainLoop, IterBasedTrainLoop, TestLoop, ValLoop
 from .randomness import set_random_seed
 from .runner import DEFAULT_HOOKS, Runner
+from .sync_bn import revert_sync_batchnorm
 
 __all__ = [
     "DEFAULT_HOOKS", "EpochBasedTrainLoop", "IterBasedTrainLoop", "LogProcessor", "Runner", "TestLoop",
     "ValLoop", "TrainingInterrupted", "CheckpointError", "CorruptCheckpointError", "UnsafeCheckpointError",
     "find_latest_checkpoint", "load_checkpoint_file", "load_latest_checkpoint", "save_checkpoint_file",
     "verify_checkpoint", "wait_for_checkpoint_writes", "set_random_seed",
+    # MMEngine's public checkpoint helpers (safe loads, atomic saves)
+    "get_state_dict", "load_checkpoint", "load_state_dict", "save_checkpoint", "weights_to_cpu",
+    "RemoteCheckpointError", "EvaluatorTypeError", "ScaleLrConfigError", "revert_sync_batchnorm",
 ]

@@ -134,30 +134,47 @@ class LogProcessor:
             parts.append(self._format(key, values[key]))
         return self._tag(values, mode), "  ".join([prefix] + parts)
 
-    def get_log_after_epoch(self, runner: Any, batch_idx: int, mode: str) -> tuple[dict, str]:
+    def get_log_after_epoch(
+        self, runner: Any, batch_idx: int, mode: str, with_non_scalar: bool = False
+    ) -> tuple[dict, str]:
         """The metrics and the log line at the end of a val or test epoch.
 
-        ``batch_idx`` is the number of iterations of the epoch (the window of the ``time``
-        and ``data_time`` means). The returned scalars are the metrics only.
+        The line shows every metric: the scalars (the message hub's ``val/...`` scalars),
+        then the non-scalar ones (a per-class list, a confusion matrix: the hub's
+        ``val/...`` runtime info, where the RuntimeInfoHook puts metrics that are not one
+        number; a tensor goes on lines of its own), then ``data_time`` and ``time``, the
+        means over the epoch's iterations. ``batch_idx`` is the number of iterations of the
+        epoch. The returned dict holds the scalar metrics (``with_non_scalar=True`` adds
+        the others), not the timings.
         """
         hub = runner.message_hub
-        values: dict[str, float] = {}
+        values: dict[str, Any] = {}
+        prefix_len = len(mode) + 1
         for key, buffer in hub.log_scalars.items():
             if not key.startswith(f"{mode}/"):
                 continue
-            name = key[len(mode) + 1 :]
+            name = key[prefix_len:]
             if name in ("time", "data_time"):
                 values[name] = buffer.mean(max(batch_idx, 1))
             else:
                 values[name] = buffer.current()
         self._apply_custom(hub, mode, batch_idx, values)
+        non_scalars = {
+            key[prefix_len:]: value
+            for key, value in hub.runtime_info.items()
+            if key.startswith(f"{mode}/") and key[prefix_len:] not in values
+        }
         loader_length = _dataloader_length(runner, mode)
         prefix = self._eval_prefix(runner, mode, f"{loader_length}/{loader_length}")
         metric_keys = [k for k in values if k not in ("time", "data_time")]
         parts = [self._format(k, values[k]) for k in metric_keys]
+        parts += [self._format(k, value) for k, value in non_scalars.items()]
         parts += [self._format(k, values[k]) for k in ("data_time", "time") if k in values]
-        metrics_tag = {(f"{mode}/{k}" if self.log_with_hierarchy else k): values[k] for k in metric_keys}
-        return metrics_tag, "  ".join([prefix] + parts)
+        metrics = {k: values[k] for k in metric_keys}
+        if with_non_scalar:
+            metrics.update(non_scalars)
+        tag = {(f"{mode}/{k}" if self.log_with_hierarchy else k): v for k, v in metrics.items()}
+        return tag, "  ".join([prefix] + parts)
 
     # ------------------------------------------------------------------ helpers
     def _eval_prefix(self, runner: Any, mode: str, position: str) -> str:
@@ -218,6 +235,9 @@ class LogProcessor:
     def _format(self, key: str, value: Any) -> str:
         if isinstance(value, float):
             return f"{key}: {value:.{self.num_digits}f}"
+        if isinstance(value, torch.Tensor) and value.numel() > 1:
+            # On lines of its own, so the rows of a matrix line up.
+            return f"{key}: \n{value}\n"
         return f"{key}: {value}"
 
     def _tag(self, values: dict[str, float], mode: str) -> dict[str, float]:
