@@ -43,6 +43,8 @@ def test_statistics_by_name():
     assert buffer.statistics("current", window_size=10) == 5.0
     with pytest.raises(ValueError, match="unknown statistic 'median'"):
         buffer.statistics("median")
+    with pytest.raises(KeyError):  # the reference engine's class, for code that catches it
+        buffer.statistics("median")
 
 
 def test_register_statistics():
@@ -55,6 +57,8 @@ def test_register_statistics():
         assert buffer.statistics("spread_for_test") == 6.0
         assert buffer.statistics("spread_for_test", window_size=2) == 3.0
         with pytest.raises(ValueError, match="already registered"):
+            HistoryBuffer.register_statistics(spread_for_test)
+        with pytest.raises(AssertionError):  # what the reference engine raises
             HistoryBuffer.register_statistics(spread_for_test)
     finally:
         HistoryBuffer._statistics_methods.pop("spread_for_test")
@@ -99,9 +103,9 @@ def test_max_length_keeps_the_newest():
     for value in range(20):
         buffer.update(float(value))
     values, counts = buffer.data
-    assert values[-4:] == [16.0, 17.0, 18.0, 19.0]
-    assert len(values) == len(counts) <= 5  # trimmed in batches of max_length // 4
-    assert buffer.mean(4) == pytest.approx(17.5)
+    # Trimmed in batches inside, but reading sees exactly the newest max_length values.
+    assert values == [16.0, 17.0, 18.0, 19.0] and counts == [1] * 4 and len(buffer) == 4
+    assert buffer.mean() == pytest.approx(17.5) and buffer.min() == 16.0
 
 
 def test_state_dict_round_trip_is_plain():
@@ -134,3 +138,61 @@ def test_a_pending_tensor_with_several_numbers_is_an_error():
     buffer.update(torch.tensor([1.0, 2.0]))
     with pytest.raises(RuntimeError):
         buffer.current()
+
+
+def test_constructor_takes_histories_like_the_reference():
+    buffer = HistoryBuffer([1.0, 2.0, 9.0], [1, 1, 3])
+    assert buffer.data == ([1.0, 2.0, 9.0], [1, 1, 3])
+    assert buffer.mean() == pytest.approx(12 / 5)
+    assert HistoryBuffer(log_history=[4.0], count_history=[2], max_length=10).mean() == 2.0
+
+
+def test_constructor_keeps_the_newest_max_length_values_with_a_warning():
+    with pytest.warns(UserWarning, match="exceed max_length=2"):
+        buffer = HistoryBuffer([1.0, 2.0, 3.0], [1, 1, 1], max_length=2)
+    assert buffer.data == ([2.0, 3.0], [1, 1])
+
+
+def test_constructor_needs_one_count_per_value():
+    with pytest.raises(AssertionError, match="3 values but count_history has 2 counts"):
+        HistoryBuffer([1.0, 2.0, 3.0], [1, 1])
+
+
+def test_keyword_names_are_the_references():
+    buffer = HistoryBuffer()
+    buffer.update(log_val=2.0, count=1)
+    buffer.update(log_val=6.0)
+    buffer.update(log_val=1.0)
+    assert buffer.mean(window_size=2) == pytest.approx(3.5)
+    assert buffer.max(window_size=2) == 6.0 and buffer.min(window_size=3) == 1.0
+    assert buffer.statistics("mean", window_size=3) == pytest.approx(3.0)
+
+
+def test_update_rejects_what_is_not_a_number():
+    buffer = HistoryBuffer()
+    for bad in ("loss", None, [1.0, 2.0]):
+        with pytest.raises(TypeError, match="log_val must be a number"):
+            buffer.update(bad)
+    assert len(buffer) == 0
+
+
+def test_registered_statistics_get_the_arguments_as_given():
+    calls = []
+
+    def weighted_tail_for_test(buffer, window_size=None, *, scale=1.0):
+        calls.append((window_size, scale))
+        return scale * buffer.mean(window_size)
+
+    assert HistoryBuffer.register_statistics(weighted_tail_for_test) is weighted_tail_for_test
+    try:
+        buffer = HistoryBuffer([1.0, 3.0, 5.0], [1, 1, 1])
+        assert buffer.statistics("weighted_tail_for_test", 2, scale=10.0) == pytest.approx(40.0)
+        assert buffer.statistics("weighted_tail_for_test") == pytest.approx(3.0)
+        assert calls == [(2, 10.0), (None, 1.0)]
+    finally:
+        HistoryBuffer._statistics_methods.pop("weighted_tail_for_test")
+
+
+def test_data_is_lists_not_numpy_arrays():
+    values, counts = HistoryBuffer([1.5], [2]).data
+    assert type(values) is list and type(counts) is list

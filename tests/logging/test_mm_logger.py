@@ -219,3 +219,17 @@ def test_set_current_logger_with_an_mmlogger():
     MMLogger.get_instance(unique("mm"))
     set_current_logger(first)
     assert MMLogger.get_current_instance() is first and get_current_logger() is first
+
+
+def test_built_directly_with_positional_arguments(tmp_path, capsys):
+    # Downstream projects build one directly: MMLogger(name, logger_name, log_file, log_level).
+    path = tmp_path / "direct.log"
+    logger_name = unique("proj")
+    logger = MMLogger("direct", logger_name, str(path), logging.WARNING)
+    logger.info("below the level")
+    logger.error("an error")
+    for handler in logger.handlers:
+        handler.close()
+    out = capsys.readouterr().out
+    assert "below the level" not in out and re.match(line_re("an error", "ERROR", name=logger_name), out.strip())
+    assert "an error" in path.read_text(encoding="utf-8")
