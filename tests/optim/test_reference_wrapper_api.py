@@ -179,3 +179,20 @@ def test_a_plain_dict_of_built_wrappers_still_works():
     _, _, wrappers = _gan()
     built = build_param_schedulers(dict(type="StepLR", step_size=1), dict(wrappers.items()))
     assert set(built) == {"gen", "disc"}
+
+
+# ------------------------------------------------------------------ AmpOptimWrapper(use_fsdp)
+def test_amp_use_fsdp_picks_the_sharded_grad_scaler():
+    from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+    from minirunner.optim import AmpOptimWrapper
+
+    params = nn.Linear(2, 1).parameters
+    sharded = AmpOptimWrapper(optimizer=torch.optim.SGD(params(), lr=0.1), dtype="float16",
+                              loss_scale=512.0, use_fsdp=True)
+    assert isinstance(sharded.loss_scaler, ShardedGradScaler) and sharded.use_fsdp
+    assert sharded.loss_scaler.get_scale() == 512.0
+    plain = AmpOptimWrapper(optimizer=torch.optim.SGD(params(), lr=0.1), dtype="float16")
+    assert not isinstance(plain.loss_scaler, ShardedGradScaler) and plain.use_fsdp is False
+    bf16 = AmpOptimWrapper(optimizer=torch.optim.SGD(params(), lr=0.1), dtype="bfloat16", use_fsdp=True)
+    assert bf16.loss_scaler is None  # bfloat16 never scales

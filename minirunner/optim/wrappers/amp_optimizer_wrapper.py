@@ -45,6 +45,9 @@ class AmpOptimWrapper(OptimWrapper):
         dtype: ``'float16'``, ``'bfloat16'``, ``'float32'``, ``'float64'`` or a torch
             dtype. None picks float16 when the parameters are on CUDA and bfloat16
             otherwise. float32/float64 run the forward without autocast.
+        use_fsdp: with float16, use torch's ``ShardedGradScaler``, which FSDP1
+            (``FullyShardedDataParallel``) needs; as in the reference. Without effect for
+            dtypes that use no scaler.
         **kwargs: :class:`OptimWrapper` arguments (``optimizer``, ``accumulative_counts``,
             ``clip_grad``).
 
@@ -68,9 +71,11 @@ class AmpOptimWrapper(OptimWrapper):
         self,
         loss_scale: str | float | Mapping[str, Any] = "dynamic",
         dtype: str | torch.dtype | None = None,
+        use_fsdp: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.use_fsdp = bool(use_fsdp)
         self._device_type = _device_type_of_optimizer(self.optimizer)
         self.cast_dtype: torch.dtype = _resolve_dtype(dtype, self._device_type)
         self._autocast = self.cast_dtype in _AUTOCAST_DTYPES
@@ -110,6 +115,10 @@ class AmpOptimWrapper(OptimWrapper):
         else:
             self._fixed_scale = float(loss_scale)
             scaler_args = {"init_scale": self._fixed_scale}
+        if self.use_fsdp:
+            from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+            return ShardedGradScaler(device=self._device_type, **scaler_args)
         return _make_grad_scaler(self._device_type, scaler_args)
 
     def _watch_optimizer_steps(self) -> None:
