@@ -20,14 +20,17 @@ def set_current_logger(logger: logging.Logger | str, name: str | None = None) ->
     ``MMLogger.get_current_instance()`` use.
 
     Args:
-        logger: an :class:`MMLogger`, or a ``logging`` logger (or the name of one, made
-            with :func:`get_logger` if needed). A plain logger is reached through an
+        logger: an :class:`MMLogger` or its instance name, or a ``logging`` logger (or
+            the name of one, made with :func:`get_logger` if needed). A plain logger is reached through an
             ``MMLogger`` that passes every record on to it and follows its level.
         name: the instance name of that ``MMLogger`` (default: the logger's name); the
             Runner passes its experiment name, as the reference engine names its logger.
     """
     if isinstance(logger, MMLogger):
         make_current(logger)
+        return
+    if isinstance(logger, str) and name is None and logger in MMLogger._instance_dict:
+        make_current(MMLogger._instance_dict[logger])  # the name of an MMLogger: that one
         return
     target = get_logger(logger) if isinstance(logger, str) else logger
     instance_name = name or target.name

@@ -233,3 +233,13 @@ def test_built_directly_with_positional_arguments(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "below the level" not in out and re.match(line_re("an error", "ERROR", name=logger_name), out.strip())
     assert "an error" in path.read_text(encoding="utf-8")
+
+
+def test_set_current_logger_by_instance_name(capsys):
+    logger_name = unique("own")
+    named = MMLogger.get_instance(unique("mm"), logger_name=logger_name)
+    MMLogger.get_instance(unique("mm"))
+    set_current_logger(named.instance_name)
+    assert get_current_logger() is named and named.name == logger_name
+    print_log("through the named one", logger="current")
+    assert re.match(line_re("through the named one", name=logger_name), capsys.readouterr().out.strip())
