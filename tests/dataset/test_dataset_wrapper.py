@@ -102,3 +102,13 @@ def test_class_balanced_formula_and_empty_samples():
 def test_wrappers_accept_builtin_datasets():
     data = RepeatDataset(dict(type="SyntheticClassification", num_samples=3), times=2)
     assert len(data) == 6 and data.metainfo == {}
+
+
+def test_wrapped_base_dataset_through_build_dataloader():
+    from minirunner.dataset import build_dataloader
+
+    loader = build_dataloader(dict(
+        dataset=dict(type="RepeatDataset", times=2, dataset=dict(type="_WrapperToyDataset", n=3, lazy_init=True)),
+        sampler=dict(type="DefaultSampler", shuffle=False), batch_size=4, collate_fn=dict(type="pseudo_collate")))
+    values = [v for batch in loader for v in batch["value"]]
+    assert values == [0, 1, 2, 0, 1, 2]
