@@ -76,7 +76,8 @@ class Config:
         filename = os.fspath(filename) if filename is not None else None
         source = cfg_text or text
         if not source and filename and os.path.isfile(filename):
-            with open(filename, encoding="utf-8-sig") as handle:
+            # Only for display: a file in another encoding must not stop the config.
+            with open(filename, encoding="utf-8-sig", errors="replace") as handle:
                 source = handle.read()
         object.__setattr__(self, "_cfg_dict", ConfigDict(copy.deepcopy(dict(cfg_dict))))
         object.__setattr__(self, "_filename", os.path.abspath(filename) if filename else None)
