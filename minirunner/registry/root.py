@@ -33,6 +33,13 @@ EVALUATOR = Registry("evaluator", locations=["minirunner.evaluator"])
 LOG_PROCESSORS = Registry("log processor", locations=["minirunner.runner"])
 VISUALIZERS = Registry("visualizer", locations=["minirunner.visualization"])
 VISBACKENDS = Registry("vis backend", locations=["minirunner.visualization"])
+# The reference's other root registries, so downstream code that makes children of them or
+# registers into them imports unchanged.
+RUNNER_CONSTRUCTORS = Registry("runner constructor", locations=["minirunner.runner"])
+STRATEGIES = Registry("strategy", locations=["minirunner.strategy"])
+WEIGHT_INITIALIZERS = Registry("weight initializer", locations=["minirunner.model"])
+TASK_UTILS = Registry("task util")
+INFERENCERS = Registry("inferencer")
 
 
 def _register_torch_optimizers() -> None:
