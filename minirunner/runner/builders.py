@@ -143,13 +143,16 @@ class BuildersMixin:
     def build_evaluator(self, evaluator: Any) -> Any:
         """Build an Evaluator, as MMEngine does: an Evaluator is returned as is; a dict with
         ``metrics`` is built from ``EVALUATOR`` (``type`` defaults to ``'Evaluator'``, so a
-        registered subclass may be named); any other dict, or a list, is the metrics of a
-        plain Evaluator."""
-        from minirunner.evaluator import Evaluator, build_evaluator
+        registered subclass may be named); any other dict, a list or a metric object is the
+        metrics of a plain Evaluator. An object with ``process`` and ``evaluate`` methods is
+        used as it is."""
+        from minirunner.evaluator import BaseMetric, Evaluator, build_evaluator
 
         if isinstance(evaluator, Evaluator):
             return evaluator
-        if not isinstance(evaluator, (dict, list, tuple)):
+        if not isinstance(evaluator, (dict, list, tuple, BaseMetric)):
+            if callable(getattr(evaluator, "process", None)) and callable(getattr(evaluator, "evaluate", None)):
+                return evaluator  # an evaluator of the user's own, not derived from Evaluator
             raise EvaluatorTypeError(
                 f"must be an Evaluator, a metric config such as dict(type='Accuracy'), a list of them, or "
                 f"dict(type='Evaluator', metrics=...), got {type(evaluator).__name__}"

@@ -273,12 +273,13 @@ class CheckpointMixin:
         ``resume=True`` resumes from ``load_from`` when it is set, else from the newest
         checkpoint of the work dir (``resume='auto'`` too; a path resumes from that file);
         without ``resume``, ``load_from`` loads the weights only. Nothing to resume from
-        falls back to ``load_from``'s weights.
+        (or no training set up) falls back to ``load_from``'s weights.
         """
         checkpoint = getattr(self, "_checkpoint_found", NOT_SEARCHED)
         if checkpoint is NOT_SEARCHED:
             checkpoint = None
-            if self._resume and not self._has_loaded:
+            # Without training set up there is nothing to resume: load_from's weights only.
+            if self._resume and not self._has_loaded and self._train_loop is not None:
                 self._prepare_resume()
                 checkpoint = self._checkpoint_to_resume()
         if checkpoint is not None:
@@ -318,7 +319,8 @@ class CheckpointMixin:
 
     def _prepare_resume(self) -> None:
         """Build what a resume restores, when called outside :meth:`train`."""
-        _ = self.train_loop
+        if self.train_loop is None:
+            raise RuntimeError("resume needs training set up: give train_dataloader, train_cfg and optim_wrapper")
         self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
         if self.param_schedulers is None:
             self.param_schedulers = self.build_param_scheduler(self._param_scheduler_cfg)

@@ -298,8 +298,9 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
 
     @property
     def train_loop(self) -> Any:
-        """The training loop (built on first access)."""
-        if isinstance(self._train_loop, dict) or self._train_loop is None:
+        """The training loop (built on first access), or None when no training is configured
+        (as in MMEngine; :meth:`train` then raises)."""
+        if isinstance(self._train_loop, dict):
             self._train_loop = self.build_train_loop(self._train_loop)
         return self._train_loop
 
@@ -386,6 +387,10 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
             self.cfg.dump(os.path.join(folder, os.path.basename(self.cfg.filename)))
 
     def _train(self) -> nn.Module:
+        if self._train_loop is None:
+            raise RuntimeError(
+                "this runner has no training set up: give train_dataloader, train_cfg and optim_wrapper"
+            )
         # Read before anything is built: a resumed run continues with the checkpoint's seed.
         checkpoint = self._checkpoint_to_resume()
         # Rank 0 saved the checkpoint: its seed lacks the offset diff_rank_seed adds per rank.

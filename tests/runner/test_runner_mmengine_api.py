@@ -236,9 +236,11 @@ def test_loop_properties(tmp_path):
     assert runner.val_loop.dataloader is runner.val_dataloader
     bare = Runner(model=dict(type="MLPClassifier", in_features=4, hidden_dims=(8,), num_classes=2),
                   work_dir=str(tmp_path / "bare"))
-    assert bare.val_loop is None and bare.test_loop is None
-    with pytest.raises(RuntimeError, match="no training"):
-        _ = bare.train_loop
+    # As in MMEngine: None when not configured; train()/val()/test() say what is missing.
+    assert bare.train_loop is None and bare.val_loop is None and bare.test_loop is None
+    for method in (bare.train, bare.val, bare.test):
+        with pytest.raises(RuntimeError, match="no (training|val|test) set up"):
+            method()
 
 
 # ---------------------------------------------------------------------------------- checkpoints
