@@ -179,6 +179,17 @@ def test_build_evaluator_accepts_a_registered_evaluator_subclass(tmp_path):
     assert type(runner.build_evaluator(dict(type="Accuracy"))) is Evaluator
     with pytest.raises(TypeError):  # MMEngine raises TypeError here
         runner.build_evaluator(42)
+    from minirunner.evaluator import Accuracy
+
+    wrapped = runner.build_evaluator(Accuracy())
+    assert type(wrapped) is Evaluator and isinstance(wrapped.metrics[0], Accuracy)
+
+    class OwnEvaluator:  # not an Evaluator subclass, but has its methods: used as it is
+        def process(self, data_samples, data_batch=None): ...
+        def evaluate(self, size): return {}
+
+    own = OwnEvaluator()
+    assert runner.build_evaluator(own) is own
 
 
 # ---------------------------------------------------------------------------------- SyncBatchNorm
