@@ -18,11 +18,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from minirunner.registry import Registry
+# The root registry, so that child registries of downstream projects find these names.
+from minirunner.registry import WEIGHT_INITIALIZERS
 from minirunner.utils import ConfigError
-
-#: Initializers an ``init_cfg`` names by ``type``.
-WEIGHT_INITIALIZERS = Registry("weight initializer", locations=["minirunner.model"])
 
 _DISTRIBUTIONS = ("normal", "uniform")
 
