@@ -84,9 +84,7 @@ class PerClassMetric(BaseMetric):
 
 
 class TestRunnerLogsNonScalarMetrics(RunnerTestCase):
-    # Needs RuntimeInfoHook (minirunner.hooks) to store non-scalar metrics with update_info,
-    # as MMEngine's does; it currently passes every metric to update_scalar.
-    @pytest.mark.xfail(reason="RuntimeInfoHook stores every metric as a scalar", strict=False)
+    # RuntimeInfoHook keeps non-scalar metrics as runtime info, as MMEngine's does.
     def test_val_line_of_a_run(self):
         cfg = copy.deepcopy(self.epoch_based_cfg)
         cfg.val_evaluator = [dict(type="EvalLinesPerClassMetric")]
