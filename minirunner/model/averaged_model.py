@@ -124,24 +124,28 @@ class BaseAveragedModel(nn.Module):
         if model is not self._source_model:
             self._bind(model)
         steps = self._steps
+        copy_src = self._copy_src
         with torch.no_grad():
             if steps == 0:
                 _foreach_copy(self._tensors, self._cast(self._source, self._tensors))
             else:
                 if steps % self.interval == 0 and self._avg_dst:
-                    avg_src = self._cast(self._avg_src, self._avg_dst)
-                    weight = self._lerp_weight(steps) if self._lerp else None
-                    if weight is not None:
-                        torch._foreach_lerp_(self._avg_dst, avg_src, weight)
+                    avg_src = self._cast(self._avg_src, self._avg_dst) if self._needs_cast else self._avg_src
+                    if self._lerp:
+                        torch._foreach_lerp_(self._avg_dst, avg_src, self._lerp_weight(steps))
                     else:
                         for dst, src in zip(self._avg_dst, avg_src):
-                            self.avg_func(dst, src, self.steps)
-                _foreach_copy(self._copy_dst, self._cast(self._copy_src, self._copy_dst))
+                            self.avg_func(dst, src, self._steps_tensor)
+                if copy_src:
+                    if self._needs_cast:
+                        copy_src = self._cast(copy_src, self._copy_dst)
+                    torch._foreach_copy_(self._copy_dst, copy_src)
         self._set_steps(steps + 1)
 
     # ------------------------------------------------------------------ helpers for EMAHook
     def _index_tensors(self) -> None:
         """One slot per distinct tensor of ``module`` (tied weights share one)."""
+        self.__dict__["_steps_tensor"] = self.steps
         slot_of_tensor: dict[int, int] = {}
         self._slot_of: dict[str, int] = {}
         self._tensors: list[Tensor] = []
@@ -261,13 +265,15 @@ class BaseAveragedModel(nn.Module):
         ]
 
     def _set_steps(self, steps: int) -> None:
-        self._steps = steps
-        self.steps.fill_(steps)
+        # Straight into __dict__ and the buffer: this runs at every update, and
+        # nn.Module's __setattr__/__getattr__ cost more than the rest of it.
+        self.__dict__["_steps"] = steps
+        self._steps_tensor.fill_(steps)
 
 
 def _sync_steps(module: nn.Module, incompatible_keys: Any) -> None:
     # After load_state_dict the buffer holds the loaded count; the mirror follows it.
-    module._steps = int(module.steps)
+    module.__dict__["_steps"] = int(module.steps)
 
 
 def _foreach_copy(dst: list[Tensor], src: list[Tensor]) -> None:
