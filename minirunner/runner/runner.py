@@ -32,7 +32,7 @@ from minirunner.registry import RUNNERS, config_key
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
 from .builders import BuildersMixin
-from .checkpoint_methods import NOT_SEARCHED, CheckpointMixin
+from .checkpoint_methods import NOT_SEARCHED, CheckpointMixin, _unwrap
 from .default_hooks import DEFAULT_HOOKS
 from .hook_methods import HooksMixin
 from .randomness import set_random_seed
@@ -231,7 +231,9 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
 
     def _build_logger(self, log_level: str | int) -> logging.Logger:
         logger = get_logger("minirunner", log_level=log_level)
-        set_current_logger(logger)
+        # As in MMEngine, the current logger is named after the experiment: a user's
+        # MMLogger.get_current_instance() in a hook reaches this run's console and log file.
+        set_current_logger(logger, name=self._experiment_name)
         for handler in list(logger.handlers):
             if isinstance(handler, logging.FileHandler):  # from an earlier runner in this process
                 logger.removeHandler(handler)
@@ -405,6 +407,7 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         _ = self.val_loop  # Built now, so config errors surface before training starts.
         self._dump_config(self._work_dir)
         self.call_hook("before_run")
+        self._init_model_weights()
         self._checkpoint_found = checkpoint
         try:
             self.load_or_resume()
@@ -417,6 +420,18 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         model = train_loop.run()
         self.call_hook("after_run")
         return model
+
+    def _init_model_weights(self) -> None:
+        """Apply the model's ``init_cfg`` (``BaseModule.init_weights``, once), as MMEngine's
+        ``train()`` does before loading or resuming; under torchrun every rank then takes
+        rank 0's weights."""
+        model = _unwrap(self.model)
+        if not hasattr(model, "init_weights"):
+            return
+        model.init_weights()
+        if is_distributed():
+            for value in model.state_dict().values():
+                torch_dist.broadcast(value, src=0)
 
     def val(self) -> dict:
         """Run the validation loop once and return its metrics."""
