@@ -28,6 +28,7 @@ from .weight_init import (
     uniform_init,
     xavier_init,
 )
+from .sync_bn import revert_sync_batchnorm
 from .wrappers import MiniDistributedDataParallel, is_model_wrapper
 
 __all__ = [
@@ -38,5 +39,5 @@ __all__ = [
     "KaimingInit", "NormalInit", "PretrainedInit", "TruncNormalInit", "UniformInit", "XavierInit",
     "bias_init_with_prob", "caffe2_xavier_init", "constant_init", "initialize", "kaiming_init",
     "load_pretrained_state_dict", "normal_init", "trunc_normal_", "trunc_normal_init",
-    "uniform_init", "xavier_init",
+    "uniform_init", "xavier_init", "revert_sync_batchnorm",
 ]

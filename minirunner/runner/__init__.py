@@ -26,7 +26,7 @@ from .log_processor import LogProcessor
 from .loops import EpochBasedTrainLoop, IterBasedTrainLoop, TestLoop, ValLoop
 from .randomness import set_random_seed
 from .runner import DEFAULT_HOOKS, Runner
-from .sync_bn import revert_sync_batchnorm
+from minirunner.model.sync_bn import revert_sync_batchnorm
 
 __all__ = [
     "DEFAULT_HOOKS", "EpochBasedTrainLoop", "IterBasedTrainLoop", "LogProcessor", "Runner", "TestLoop",

@@ -15,7 +15,7 @@ from minirunner.model.wrappers import wrap_distributed
 from minirunner.registry import LOG_PROCESSORS, LOOPS, MODELS, VISUALIZERS, config_key
 from minirunner.utils import ConfigError
 
-from .sync_bn import revert_sync_batchnorm
+from minirunner.model.sync_bn import revert_sync_batchnorm
 
 _RUN_SEED: Any = object()  # build_dataloader's default: the runner's seed, or None without a runner
 

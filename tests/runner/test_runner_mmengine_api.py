@@ -220,7 +220,7 @@ def test_sync_bn_is_reverted_when_not_distributed(tmp_path):
 
 
 def test_revert_sync_batchnorm_copies_state_and_mode():
-    from minirunner.runner import revert_sync_batchnorm
+    from minirunner.model import revert_sync_batchnorm
 
     sync = nn.SyncBatchNorm(3, eps=1e-3, momentum=0.2, affine=True)
     sync.running_var.fill_(2.0)
