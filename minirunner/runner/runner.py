@@ -28,7 +28,7 @@ from minirunner.dist import (
 from minirunner.hooks import Hook
 from minirunner.hooks.hook import EVENTS
 from minirunner.logging import MessageHub, add_log_file, get_logger, log_to_files_only, set_current_logger
-from minirunner.registry import RUNNERS, config_key
+from minirunner.registry import RUNNERS, DefaultScope, config_key
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
 from .builders import BuildersMixin
@@ -85,7 +85,7 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         log_processor: dict | None = None,
         log_level: str | int = "INFO",
         visualizer: Any = None,
-        default_scope: str = "minirunner",
+        default_scope: str | None = "minirunner",
         randomness: dict | None = None,
         experiment_name: str | None = None,
         cfg: Any = None,
@@ -128,6 +128,9 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         self.message_hub = MessageHub(self._experiment_name)
         self.message_hub.make_current()
 
+        # As in MMEngine: everything the run builds is looked up in this scope's registries
+        # first (a downstream project's child registries), then in their parents.
+        self.default_scope = _make_default_scope(self._experiment_name, default_scope)
         with config_key("visualizer"):
             self.visualizer = self.build_visualizer(visualizer)
         with config_key("log_processor"):
@@ -455,6 +458,18 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         return metrics
 
 
+def _make_default_scope(experiment_name: str, scope: str | None) -> DefaultScope | None:
+    """Make ``scope`` current under the run's name (a new name if that one is taken, as it
+    is when two runners start in the same second); None sets no scope."""
+    if scope is None:
+        return None
+    name, count = experiment_name, 1
+    while DefaultScope.check_instance_created(name):
+        count += 1
+        name = f"{experiment_name}#{count}"
+    return DefaultScope.get_instance(name, scope_name=scope)
+
+
 def _unused_key_notes(cfg: Config, runner_cls: type) -> list[str]:
     """One line for each top-level key that no Runner reads and that looks like a misspelt
     key it does read (``optim_wraper``)."""
@@ -508,10 +523,12 @@ def _accepted_arguments(runner_cls: type) -> list[str]:
 def _runner_class(name: Any) -> type:
     if isinstance(name, type):
         return name
-    found = RUNNERS.get(name)
-    if found is None:
-        raise ConfigError(
-            f"'{name}' is not a registered runner.{did_you_mean(str(name), RUNNERS.known_names())} "
-            "Register your Runner subclass with @RUNNERS.register_module()"
-        )
+    # The default scope's RUNNERS first: a downstream project registers its runner there.
+    with RUNNERS.switch_scope_and_registry(None) as registry:
+        found = registry.get(name)
+        if found is None:
+            raise ConfigError(
+                f"'{name}' is not a registered runner.{did_you_mean(str(name), registry.known_names())} "
+                "Register your Runner subclass with @RUNNERS.register_module()"
+            )
     return found
