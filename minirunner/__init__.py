@@ -4,6 +4,28 @@ The top-level package imports nothing heavy; import what you need from its subpa
 
     from minirunner.config import Config
     from minirunner.registry import MODELS
+
+As in MMEngine, the config, registry, logging and utility names are also reachable from the
+top level (``from minirunner import Config, MODELS, MMLogger``); each is imported on first use.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# What `mmengine/__init__.py` re-exports (its config, logging, registry and utils packages),
+# mapped to the subpackage that holds each name here.
+_LAZY_PACKAGES = ("minirunner.config", "minirunner.registry", "minirunner.logging", "minirunner.utils")
+
+
+def __getattr__(name: str) -> Any:
+    for package_name in _LAZY_PACKAGES:
+        package = importlib.import_module(package_name)
+        if name in getattr(package, "__all__", ()):
+            value = getattr(package, name)
+            globals()[name] = value  # the next lookup is a plain attribute
+            return value
+    raise AttributeError(f"module 'minirunner' has no attribute {name!r}")
