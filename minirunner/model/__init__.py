@@ -1,8 +1,10 @@
 """Models: the :class:`BaseModel` interface, data preprocessors, the DDP wrapper and the
 example classifiers used by the bundled configs."""
 
+from .averaged_model import BaseAveragedModel, ExponentialMovingAverage, MomentumAnnealingEMA, StochasticWeightAverage
 from .base_model import BaseModel, build_data_preprocessor
 from .base_module import BaseModule, ModuleDict, ModuleList, Sequential
+from .base_tta_model import BaseTTAModel
 from .classifiers import BaseClassifier, CNNClassifier, MLPClassifier
 from .data_preprocessor import BaseDataPreprocessor, ImgDataPreprocessor
 from .torchvision_classifier import TorchvisionClassifier
@@ -39,5 +41,6 @@ __all__ = [
     "KaimingInit", "NormalInit", "PretrainedInit", "TruncNormalInit", "UniformInit", "XavierInit",
     "bias_init_with_prob", "caffe2_xavier_init", "constant_init", "initialize", "kaiming_init",
     "load_pretrained_state_dict", "normal_init", "trunc_normal_", "trunc_normal_init",
-    "uniform_init", "xavier_init", "revert_sync_batchnorm",
+    "uniform_init", "xavier_init", "revert_sync_batchnorm", "BaseAveragedModel",
+    "ExponentialMovingAverage", "MomentumAnnealingEMA", "StochasticWeightAverage", "BaseTTAModel",
 ]
