@@ -23,7 +23,8 @@ from .checkpoint_helpers import (
 )
 from .interruption import TrainingInterrupted
 from .log_processor import LogProcessor
-from .loops import EpochBasedTrainLoop, IterBasedTrainLoop, TestLoop, ValLoop
+from .eval_loops import TestLoop, ValLoop
+from .loops import EpochBasedTrainLoop, IterBasedTrainLoop
 from .randomness import set_random_seed
 from .runner import DEFAULT_HOOKS, Runner
 from minirunner.model.sync_bn import revert_sync_batchnorm
