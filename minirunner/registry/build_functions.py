@@ -170,7 +170,8 @@ def build_from_cfg(cfg: Any, registry: Registry, default_args: Any = None) -> An
 
 def build_runner_from_cfg(cfg: Any, registry: Registry) -> Any:
     """Build a runner: ``from_cfg(cfg)`` of the class that ``cfg['runner_type']`` names
-    (``'Runner'`` when the key is absent), looked up in the default scope's registry.
+    (``'Runner'`` when the key is absent), looked up in the registry of ``cfg['_scope_']``,
+    else of the config's ``default_scope``, else of the current default scope.
 
     This is the RUNNERS registry's build function, so ``RUNNERS.build(cfg)`` with a whole
     :class:`~minirunner.config.Config` equals ``Runner.from_cfg(cfg)``; a ``Config`` is
@@ -188,6 +189,9 @@ def build_runner_from_cfg(cfg: Any, registry: Registry) -> Any:
         scope = cfg["_scope_"]
         args = copy.copy(cfg)  # Config's own copy keeps filename and text
         del args["_scope_"]
+    elif isinstance(cfg.get("default_scope"), str):
+        # The scope the run will use: a project's runner is registered in its own RUNNERS.
+        scope = cfg["default_scope"]
     with registry.switch_scope_and_registry(scope) as scoped:
         runner_type = cfg["runner_type"] if "runner_type" in cfg else None
         if runner_type is None:

@@ -180,7 +180,7 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         runner_cls = cls
         if cfg.get("runner_type"):
             with config_key("runner_type"):
-                runner_cls = _runner_class(cfg["runner_type"])
+                runner_cls = _runner_class(cfg["runner_type"], cfg.get("default_scope"))
         # Warned here, before building can fail because of the typo; the Runner also writes
         # these lines into its log file.
         for message in _unused_key_notes(cfg, runner_cls):
@@ -520,11 +520,12 @@ def _accepted_arguments(runner_cls: type) -> list[str]:
     return accepted
 
 
-def _runner_class(name: Any) -> type:
+def _runner_class(name: Any, scope: str | None = None) -> type:
     if isinstance(name, type):
         return name
-    # The default scope's RUNNERS first: a downstream project registers its runner there.
-    with RUNNERS.switch_scope_and_registry(None) as registry:
+    # The config's scope first (else the current default scope): a downstream project
+    # registers its runner in its own RUNNERS.
+    with RUNNERS.switch_scope_and_registry(scope) as registry:
         found = registry.get(name)
         if found is None:
             raise ConfigError(

@@ -30,6 +30,7 @@ PROJECT = {
         from mmengine.registry import HOOKS as MMENGINE_HOOKS
         from mmengine.registry import METRICS as MMENGINE_METRICS
         from mmengine.registry import MODELS as MMENGINE_MODELS
+        from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
         from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
         from mmengine.registry import Registry
 
@@ -38,6 +39,19 @@ PROJECT = {
         TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='myproj', locations=['myproj.datasets'])
         METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='myproj', locations=['myproj.metrics'])
         HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='myproj', locations=['myproj.hooks'])
+        RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope='myproj', locations=['myproj.runner'])
+    """,
+    "myproj/runner.py": """
+        from mmengine.runner import Runner
+
+        from .registry import RUNNERS
+
+
+        @RUNNERS.register_module()
+        class LoudRunner(Runner):
+            def train(self):
+                self.logger.info('LoudRunner starts training')
+                return super().train()
     """,
     "myproj/models.py": """
         import torch
@@ -169,7 +183,7 @@ PROJECT = {
     "configs/_base_/default_runtime.py": """
         default_scope = 'myproj'
         custom_imports = dict(
-            imports=['myproj.models', 'myproj.datasets', 'myproj.metrics', 'myproj.hooks'],
+            imports=['myproj.models', 'myproj.datasets', 'myproj.metrics', 'myproj.hooks', 'myproj.runner'],
             allow_failed_imports=False)
         default_hooks = dict(
             timer=dict(type='IterTimerHook'),
@@ -315,9 +329,11 @@ def test_the_project_trains_with_its_base_config(project, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_project_trains_through_runners_build(project, tmp_path):
-    result = _train(project, "configs/tiny.py", tmp_path / "work", "runner_type=Runner")
+@pytest.mark.parametrize("runner_type", ["Runner", "LoudRunner"])
+def test_the_project_trains_through_runners_build(project, tmp_path, runner_type):
+    result = _train(project, "configs/tiny.py", tmp_path / "work", f"runner_type={runner_type}")
     _check_run(project, tmp_path / "work", result)
+    assert ("LoudRunner starts training" in result.stdout) == (runner_type == "LoudRunner")
 
 
 @pytest.mark.slow
