@@ -11,6 +11,7 @@ current default scope (see :meth:`Registry.switch_scope_and_registry`).
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -165,7 +166,31 @@ def build_from_cfg(cfg: Any, registry: Registry, default_args: Any = None) -> An
         except ConfigError:
             raise
         except Exception as error:
-            raise ConfigError(f"building {name} failed: {type(error).__name__}: {error}") from error
+            raise _build_failure(name, error) from error
+
+
+def _build_failure(name: str, error: Exception) -> ConfigError:
+    """A ConfigError (naming the key as it travels up) that is also of ``error``'s class,
+    so code that catches what the constructor raised, as it would with MMEngine (which
+    re-raises the same class), still catches it."""
+    message = f"building {name} failed: {type(error).__name__}: {error}"
+    both = _config_error_also(type(error))
+    return both(message) if both is not None else ConfigError(message)
+
+
+@functools.lru_cache(maxsize=None)
+def _config_error_also(error_class: type) -> type | None:
+    if issubclass(ConfigError, error_class):
+        return None  # a ValueError or Exception: a ConfigError already is one
+    try:
+        return type(
+            f"Config{error_class.__name__}",
+            (ConfigError, error_class),
+            # Our message, not error_class's str() (KeyError would quote it).
+            {"__str__": ConfigError.__str__, "__module__": __name__},
+        )
+    except TypeError:  # a class whose instances lay out differently (OSError and kin)
+        return None
 
 
 def build_runner_from_cfg(cfg: Any, registry: Registry) -> Any:

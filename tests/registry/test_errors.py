@@ -82,3 +82,29 @@ def test_str_of_errors_is_the_message_also_for_plain_key_error_formatting(reg):
     error = info.value
     assert str(error) == f"type: {error.problem}"
     assert f"{error}" == str(error)
+
+
+class _Raises:
+    """A registered class whose constructor fails with the exception it is given."""
+
+    def __init__(self, error: str) -> None:
+        raise {"type": TypeError("bad"), "key": KeyError("missing"), "os": OSError("disk"),
+               "value": ValueError("odd")}[error]
+
+
+@pytest.mark.parametrize("error, also", [("type", TypeError), ("key", KeyError), ("value", ValueError)])
+def test_a_constructors_exception_stays_catchable_by_its_class(error, also):
+    registry = Registry("thing", scope="errors-test-constructors")
+    registry.register_module(module=_Raises)
+    with pytest.raises(also) as caught:
+        with config_key("things.0"):
+            registry.build(dict(type="_Raises", error=error))
+    assert isinstance(caught.value, ConfigError)
+    assert str(caught.value).startswith("things.0: building _Raises failed: ")
+
+
+def test_an_exception_class_that_cannot_be_combined_is_a_plain_config_error():
+    registry = Registry("thing", scope="errors-test-os")
+    registry.register_module(module=_Raises)
+    with pytest.raises(ConfigError, match="building _Raises failed: OSError: disk"):
+        registry.build(dict(type="_Raises", error="os"))
