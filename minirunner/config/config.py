@@ -14,6 +14,7 @@ from argparse import ArgumentParser
 from typing import Any, Iterator
 
 from minirunner.utils import ConfigError
+from minirunner.utils.install_hint import extra_install_hint
 
 from .auto_argparser import add_args
 from .config_dict import DELETE_KEY, ConfigDict, rebuild_mapping
@@ -293,7 +294,7 @@ class Config:
             import yaml
         except ImportError:
             raise ConfigError(
-                f"writing {target} needs PyYAML; install it with pip install 'minirunner[yaml]'"
+                f"writing {target} needs PyYAML; install it with {extra_install_hint('yaml')}"
             ) from None
         return yaml.safe_dump(to_plain_data(self._cfg_dict), sort_keys=False)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minirunner.utils import ConfigError
+from minirunner.utils.install_hint import extra_install_hint
 
 from .config_dict import DELETE_KEY, ConfigDict, rebuild_mapping
 from .execution import execute, public_names, settings
@@ -303,7 +304,7 @@ def _parse_data(path: str, source: str, suffix: str) -> dict:
         except ImportError:
             raise ConfigError(
                 f"{path}: reading YAML configs needs PyYAML; install it with "
-                "pip install 'minirunner[yaml]' (or use a .py or .json config)"
+                f"{extra_install_hint('yaml')} (or use a .py or .json config)"
             ) from None
         try:
             data = yaml.safe_load(source)

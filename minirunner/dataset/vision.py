@@ -1,4 +1,4 @@
-"""Wrappers for torchvision's datasets (optional: ``pip install minirunner[vision]``).
+"""Wrappers for torchvision's datasets (optional: ``pip install -e '.[vision]'``).
 
 torchvision is imported only when one of these datasets is built, so ``import
 minirunner.dataset`` stays cheap. The wrappers are registered in ``DATASETS`` only when
@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from minirunner.registry import DATASETS, TRANSFORMS
 from minirunner.utils import ConfigError, did_you_mean
+from minirunner.utils.install_hint import extra_install_hint
 
 
 def import_torchvision() -> ModuleType:
@@ -30,7 +31,7 @@ def import_torchvision() -> ModuleType:
     except (ImportError, OSError, RuntimeError) as error:
         raise ImportError(
             f"torchvision cannot be imported ({type(error).__name__}: {error}); install a "
-            "torchvision build that matches your torch (pip install minirunner[vision])"
+            f"torchvision build that matches your torch ({extra_install_hint('vision')})"
         ) from error
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from minirunner.registry import MODELS
 from minirunner.utils import ConfigError, did_you_mean
+from minirunner.utils.install_hint import extra_install_hint
 
 from .classifiers import BaseClassifier
 
@@ -45,7 +46,7 @@ class TorchvisionClassifier(BaseClassifier):
         except (ImportError, OSError, RuntimeError) as error:
             raise ConfigError(
                 f"needs torchvision, which cannot be imported ({type(error).__name__}: {error}); "
-                "install a torchvision build that matches your torch: pip install 'minirunner[vision]'",
+                f"install a torchvision build that matches your torch: {extra_install_hint('vision')}",
                 key="type",
             ) from error
         builder = getattr(models, arch, None)

@@ -8,6 +8,7 @@ from typing import Any
 
 from minirunner.registry import VISBACKENDS
 from minirunner.utils import ConfigError
+from minirunner.utils.install_hint import extra_install_hint
 
 
 @VISBACKENDS.register_module()
@@ -56,7 +57,7 @@ class TensorboardVisBackend:
     """Writes scalars to TensorBoard event files in ``<save_dir>/vis_data``.
 
     Uses ``torch.utils.tensorboard.SummaryWriter``, which needs the ``tensorboard`` package
-    (``pip install 'minirunner[tensorboard]'``). It is imported when the backend is built,
+    (``pip install -e '.[tensorboard]'`` in the minirunner checkout). It is imported when the backend is built,
     never by ``import minirunner``; without it, building the backend is a config error.
 
     Example:
@@ -74,7 +75,7 @@ class TensorboardVisBackend:
         except ImportError as error:
             raise ConfigError(
                 f"TensorboardVisBackend needs the tensorboard package, which cannot be imported ({error}). "
-                "Install it with: pip install 'minirunner[tensorboard]' (or pip install tensorboard), "
+                f"Install it with: {extra_install_hint('tensorboard')} (or pip install tensorboard), "
                 "or remove TensorboardVisBackend from visualizer.vis_backends"
             ) from None
         self._writer_class = SummaryWriter

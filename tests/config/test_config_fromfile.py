@@ -104,7 +104,7 @@ def test_yaml_without_pyyaml_says_how_to_install(tmp_path, monkeypatch):
     message = str(info.value)
     assert str(path) in message
     assert "PyYAML" in message
-    assert "pip install 'minirunner[yaml]'" in message
+    assert "pip install -e '.[yaml]'" in message
 
 
 def test_yaml_base_without_pyyaml_is_named(tmp_path, monkeypatch):

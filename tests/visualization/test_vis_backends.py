@@ -69,7 +69,7 @@ def test_missing_tensorboard_is_a_clear_config_error(tmp_path, monkeypatch):
         Runner(**cfg)
     message = str(info.value)
     assert message.startswith("visualizer.vis_backends.0:")
-    assert "pip install 'minirunner[tensorboard]'" in message
+    assert "pip install -e '.[tensorboard]'" in message
     assert "remove TensorboardVisBackend from visualizer.vis_backends" in message
 
 
