@@ -44,7 +44,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def apply_args(cfg: Config, args: argparse.Namespace) -> None:
-    """Write the command-line choices into the config (--cfg-options last, so it wins)."""
+    """Write the command-line choices into the config.
+
+    As in MMEngine's tools/train.py, ``--cfg-options`` is merged first, so the options below
+    see (and check) the final values, e.g. ``--auto-scale-lr`` with
+    ``--cfg-options auto_scale_lr.base_batch_size=64``; a dedicated option such as
+    ``--work-dir`` wins over ``--cfg-options`` for the same key.
+    """
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     name = os.path.splitext(os.path.basename(args.config))[0]
     if args.work_dir:
         cfg.work_dir = args.work_dir
@@ -80,8 +88,6 @@ def apply_args(cfg: Config, args: argparse.Namespace) -> None:
     if randomness:
         cfg.randomness = randomness
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
 
 
 class FirstBatches:
