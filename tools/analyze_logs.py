@@ -5,13 +5,17 @@ Plot chosen scalars of one or more runs against their step (one panel per key)::
     python tools/analyze_logs.py plot_curve RUN1/vis_data/scalars.json RUN2/vis_data/scalars.json \\
         --keys loss lr accuracy/top1 --out curve.png --title "lr 0.1 vs 0.2" --legend lr0.1 lr0.2
 
+``--log-scale y`` (or ``x``, or ``x y``) puts those axes on a log scale; ``--smooth N`` draws
+the moving average over N logged points over the faint raw curve.
+
 Average, slowest and fastest iteration times::
 
     python tools/analyze_logs.py cal_train_time RUN/vis_data/scalars.json
 
 A run can be named by its ``scalars.json``, its ``vis_data`` folder or its log folder
 (``<work_dir>/<timestamp>``); ``cal_train_time`` also reads the text log (``<timestamp>.log``).
-Plotting needs matplotlib (``pip install 'minirunner[plot]'``).
+Naming the work dir itself lists its runs. Plotting needs matplotlib: in the project's
+environment, ``pip install -e '.[plot]'``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import re
 import sys
 from typing import Any
 
-PLOT_HINT = "plot_curve needs matplotlib, which is not installed: pip install 'minirunner[plot]'"
+# The extra of the checkout being run, not a package of that name from an index.
+PLOT_HINT = ("plot_curve needs matplotlib, which is not installed: "
+             "pip install -e '.[plot]' (in the project's folder and environment)")
+LOG_AXES = ("x", "y")
 
 
 class AnalyzeError(Exception):
@@ -33,14 +40,46 @@ class AnalyzeError(Exception):
 
 
 # ---------------------------------------------------------------------- reading logs
+def list_runs(work_dir: str) -> list[str]:
+    """The run folders (``<timestamp>`` holding ``vis_data/scalars.json``) of a work dir, oldest first.
+
+    Timestamps sort as text in time order, so the last one is the latest run.
+    """
+    if not os.path.isdir(work_dir):
+        return []
+    names = sorted(
+        name for name in os.listdir(work_dir)
+        if os.path.isfile(os.path.join(work_dir, name, "vis_data", "scalars.json"))
+    )
+    return [os.path.join(work_dir, name) for name in names]
+
+
+def runs_message(work_dir: str, runs: list[str]) -> str:
+    """What to say when a work dir is named where a run is meant: its runs, and how to pick one."""
+    lines = [f"{work_dir} is a work dir holding {len(runs)} run(s), not a run; name one of them:"]
+    lines += [f"  {run}" + ("  (latest)" if run == runs[-1] else "") for run in runs]
+    lines.append(f"e.g. {runs[-1]} for the latest; plot_curve takes several to compare them")
+    return "\n".join(lines)
+
+
 def find_scalars(path: str) -> str:
-    """The scalars file a path names: the file itself, or ``scalars.json`` under a run folder."""
+    """The scalars file a path names: the file itself, or ``scalars.json`` under a run folder.
+
+    Raises:
+        AnalyzeError: nothing found; for a work dir, the message lists its runs.
+    """
     if os.path.isfile(path):
         return path
     for candidate in (os.path.join(path, "scalars.json"), os.path.join(path, "vis_data", "scalars.json")):
         if os.path.isfile(candidate):
             return candidate
-    raise AnalyzeError(f"{path}: no such file, and no scalars.json or vis_data/scalars.json under it")
+    runs = list_runs(path)
+    if runs:
+        raise AnalyzeError(runs_message(path, runs))
+    if os.path.isdir(path):
+        raise AnalyzeError(f"{path}: no scalars.json or vis_data/scalars.json under it, and no "
+                           "<timestamp>/vis_data/scalars.json runs in it (has a run logged anything yet?)")
+    raise AnalyzeError(f"{path}: no such file or folder")
 
 
 def load_scalars(path: str) -> list[dict[str, Any]]:
@@ -136,6 +175,44 @@ def run_name(path: str) -> str:
     return f"{parent}/{os.path.basename(folder)}" if parent else os.path.basename(folder)
 
 
+def plot_title(title: str | None, run_names: list[str]) -> str | None:
+    """The figure title: ``title``, with the run's name added when a single run is plotted.
+
+    Several runs are told apart by the legend, so their names stay out of the title.
+    """
+    if len(run_names) != 1:
+        return title
+    return f"{title} ({run_names[0]})" if title else run_names[0]
+
+
+def smooth(values: list[float], points: int) -> list[float]:
+    """The moving average over ``points`` values: each value is averaged with up to ``points - 1`` before it.
+
+    Trailing, so a point never depends on later ones; the first values average over fewer.
+    The result has as many values as ``values``; ``points=1`` returns them unchanged.
+    """
+    if points < 1:
+        raise AnalyzeError(f"--smooth must be at least 1 (points to average), got {points}")
+    averaged, total = [], 0.0
+    for index, value in enumerate(values):
+        total += value
+        if index >= points:
+            total -= values[index - points]
+        averaged.append(total / min(index + 1, points))
+    return averaged
+
+
+def log_scale_notes(data: dict[str, list[tuple[list[int], list[float]]]], log_scale: list[str]) -> list[str]:
+    """Notes on points a log axis cannot show (a step or value <= 0), one per key that has them."""
+    notes = []
+    for key, series in data.items():
+        for axis, index in (("x", 0), ("y", 1)):
+            if axis in log_scale and any(v <= 0 for run in series for v in run[index]):
+                name = "step" if axis == "x" else "value"
+                notes.append(f"'{key}' has a {name} <= 0, which the log {axis} axis leaves out")
+    return notes
+
+
 def curve_data(runs: list[list[dict]], keys: list[str]) -> dict[str, list[tuple[list[int], list[float]]]]:
     """For each key, each run's ``(steps, values)`` (empty lists where a run lacks the key).
 
@@ -166,20 +243,34 @@ def plot_curve(
     width: int = 800,
     height: int | None = None,
     dpi: int = 100,
+    log_scale: list[str] | None = None,
+    smooth_points: int = 1,
 ) -> str:
     """Plot ``keys`` of the runs at ``paths`` into the image ``out`` of ``width`` x ``height`` pixels.
 
     One panel per key, one line per run. Training scalars are plotted against the
     iteration; validation metrics against their step (the epoch for by-epoch runs).
-    ``height`` defaults to 300 pixels per panel. Returns ``out``.
+    ``height`` defaults to 300 pixels per panel. ``log_scale`` names the axes (``"x"``,
+    ``"y"``) drawn on a log scale; ``smooth_points`` > 1 draws the moving average over that
+    many points (see :func:`smooth`) over the faint raw curve. A single run's name is added
+    to the title. Returns ``out``.
     """
+    log_scale = list(log_scale or [])
     if legend is not None and len(legend) != len(paths):
         raise AnalyzeError(f"--legend gives {len(legend)} name(s) for {len(paths)} run(s); give one per run")
     if width < 1 or (height is not None and height < 1) or dpi < 1:
         raise AnalyzeError("--width, --height and --dpi must be positive")
+    unknown = [axis for axis in log_scale if axis not in LOG_AXES]
+    if unknown:
+        raise AnalyzeError(f"--log-scale takes x and/or y, got {' '.join(unknown)}")
+    if smooth_points < 1:
+        raise AnalyzeError(f"--smooth must be at least 1 (points to average), got {smooth_points}")
     runs = [load_scalars(path) for path in paths]
-    labels = legend or [run_name(path) for path in paths]
+    names = [run_name(path) for path in paths]
+    labels = legend or names
     data = curve_data(runs, keys)
+    for note in log_scale_notes(data, log_scale):
+        print(f"note: {note}", file=sys.stderr)
     try:
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
@@ -193,15 +284,28 @@ def plot_curve(
     axes = figure.subplots(len(keys), 1, squeeze=False)[:, 0]
     for axis, key in zip(axes, keys):
         for (steps, values), label in zip(data[key], labels):
-            if steps:
-                axis.plot(steps, values, label=label, marker="o" if len(steps) < 30 else None)
+            if not steps:
+                continue
+            marker = "o" if len(steps) < 30 else None
+            if smooth_points > 1:
+                # The raw curve stays visible, faint and in the same colour, under its average.
+                (line,) = axis.plot(steps, smooth(values, smooth_points), label=label, marker=marker)
+                axis.plot(steps, values, color=line.get_color(), alpha=0.25, linewidth=1)
+            else:
+                axis.plot(steps, values, label=label, marker=marker)
         train = all("data_time" in r for records in runs for r in records if key in r)
         axis.set_xlabel("iteration" if train else "step (epoch when validating by epoch)")
-        axis.set_ylabel(key)
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+        axis.set_ylabel(key if smooth_points == 1 else f"{key} (mean of {smooth_points})")
+        if "x" in log_scale:
+            axis.set_xscale("log")
+        else:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+        if "y" in log_scale:
+            axis.set_yscale("log")
         axis.grid(True, alpha=0.3)
         if len(paths) > 1 or legend:
             axis.legend()
+    title = plot_title(title, names)
     if title:
         figure.suptitle(title)
     folder = os.path.dirname(os.path.abspath(out))
@@ -224,6 +328,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     plot.add_argument("--width", type=int, default=800, help="image width in pixels (default 800)")
     plot.add_argument("--height", type=int, help="image height in pixels (default 300 per key)")
     plot.add_argument("--dpi", type=int, default=100, help="dots per inch (text size; default 100)")
+    plot.add_argument("--log-scale", nargs="+", choices=LOG_AXES, default=[], metavar="AXIS",
+                      help="axes on a log scale: x, y or both (e.g. --log-scale y)")
+    plot.add_argument("--smooth", type=int, default=1, metavar="N",
+                      help="draw the moving average over N logged points (default 1: none)")
 
     timing = commands.add_parser("cal_train_time", help="average, slowest and fastest iteration times")
     timing.add_argument("runs", nargs="+", help="scalars.json files, their folders, or text logs (.log)")
@@ -236,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.command == "plot_curve":
-            out = plot_curve(args.runs, args.keys, args.out, args.title, args.legend, args.width, args.height, args.dpi)
+            out = plot_curve(args.runs, args.keys, args.out, args.title, args.legend, args.width, args.height,
+                             args.dpi, args.log_scale, args.smooth)
             print(f"wrote {out}")
         else:
             for path in args.runs:

@@ -95,8 +95,99 @@ def test_runs_are_found_from_their_folders(tmp_path):
     assert analyze_logs.find_scalars(str(run)) == str(path)
     assert analyze_logs.find_scalars(str(run / "vis_data")) == str(path)
     assert analyze_logs.run_name(str(run)) == f"{tmp_path.name}/20260101_000000"
-    with pytest.raises(analyze_logs.AnalyzeError, match="no scalars.json"):
+    with pytest.raises(analyze_logs.AnalyzeError, match="no such file or folder"):
         analyze_logs.find_scalars(str(tmp_path / "nothing"))
+
+
+def test_a_work_dir_lists_its_runs(tmp_path):
+    work_dir = tmp_path / "work"
+    for stamp in ("20260102_000000", "20260101_000000", "20260103_000000"):
+        path = work_dir / stamp / "vis_data" / "scalars.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(RECORDS[0]) + "\n", encoding="utf-8")
+    (work_dir / "20260104_000000").mkdir()  # a run that crashed before logging: not listed
+    (work_dir / "config.py").write_text("", encoding="utf-8")
+    runs = analyze_logs.list_runs(str(work_dir))
+    names = ["20260101_000000", "20260102_000000", "20260103_000000"]
+    assert runs == [str(work_dir / name) for name in names]  # oldest first
+    with pytest.raises(analyze_logs.AnalyzeError) as caught:
+        analyze_logs.find_scalars(str(work_dir))
+    message = str(caught.value)
+    assert "no such file" not in message
+    for run in runs:
+        assert run in message
+    assert f"{runs[-1]}  (latest)" in message
+    assert f"e.g. {runs[-1]}" in message
+
+
+def test_a_work_dir_given_to_a_command_lists_its_runs(tmp_path, capsys):
+    write_run(tmp_path)
+    run = str(tmp_path / "20260101_000000")
+    for command in (["cal_train_time", str(tmp_path)],
+                    ["plot_curve", str(tmp_path), "--out", str(tmp_path / "c.png")]):
+        assert analyze_logs.main(command) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path} is a work dir holding 1 run(s)" in err and run in err
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_empty_and_missing_folders_are_told_apart(tmp_path):
+    with pytest.raises(analyze_logs.AnalyzeError, match="no such file or folder"):
+        analyze_logs.find_scalars(str(tmp_path / "nothing"))
+    with pytest.raises(analyze_logs.AnalyzeError, match="no <timestamp>/vis_data/scalars.json runs in it"):
+        analyze_logs.find_scalars(str(tmp_path))
+    assert analyze_logs.list_runs(str(tmp_path / "nothing")) == []
+
+
+def test_smooth_is_a_trailing_moving_average():
+    values = [1.0, 3.0, 5.0, 7.0, 9.0]
+    # Each point is the mean of itself and up to N - 1 points before it.
+    assert analyze_logs.smooth(values, 2) == pytest.approx([1.0, 2.0, 4.0, 6.0, 8.0])
+    assert analyze_logs.smooth(values, 3) == pytest.approx([1.0, 2.0, 3.0, 5.0, 7.0])
+    assert analyze_logs.smooth(values, 1) == values
+    assert analyze_logs.smooth(values, 100) == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert analyze_logs.smooth([], 4) == []
+    with pytest.raises(analyze_logs.AnalyzeError, match="--smooth must be at least 1"):
+        analyze_logs.smooth(values, 0)
+
+
+def test_plot_title_names_a_single_run():
+    assert analyze_logs.plot_title(None, ["work/20260101_000000"]) == "work/20260101_000000"
+    assert analyze_logs.plot_title("lr 0.1", ["work/20260101_000000"]) == "lr 0.1 (work/20260101_000000)"
+    # Several runs: the legend tells them apart, the title stays as given.
+    assert analyze_logs.plot_title("compare", ["a/1", "b/2"]) == "compare"
+    assert analyze_logs.plot_title(None, ["a/1", "b/2"]) is None
+
+
+def test_log_scale_and_smooth_arguments():
+    def parse(*extra):
+        return analyze_logs.parse_args(["plot_curve", "run", "--out", "c.png", *extra])
+
+    args = parse()
+    assert args.log_scale == [] and args.smooth == 1
+    assert parse("--log-scale", "y").log_scale == ["y"]
+    assert parse("--log-scale", "x", "y").log_scale == ["x", "y"]
+    assert parse("--smooth", "5").smooth == 5
+    with pytest.raises(SystemExit):
+        parse("--log-scale", "z")
+    with pytest.raises(SystemExit):
+        parse("--smooth", "two")
+
+
+def test_log_scale_and_smooth_are_checked_before_plotting(tmp_path):
+    path = str(write_run(tmp_path))
+    out = str(tmp_path / "c.png")
+    with pytest.raises(analyze_logs.AnalyzeError, match="--smooth must be at least 1"):
+        analyze_logs.plot_curve([path], ["loss"], out, smooth_points=0)
+    with pytest.raises(analyze_logs.AnalyzeError, match="--log-scale takes x and/or y, got z"):
+        analyze_logs.plot_curve([path], ["loss"], out, log_scale=["z"])
+
+
+def test_log_scale_notes_points_it_cannot_show():
+    data = {"lr": [([0, 10], [0.0, 0.1])], "loss": [([1, 10], [2.0, 1.0])]}
+    assert analyze_logs.log_scale_notes(data, []) == []
+    assert analyze_logs.log_scale_notes(data, ["y"]) == ["'lr' has a value <= 0, which the log y axis leaves out"]
+    assert analyze_logs.log_scale_notes(data, ["x"]) == ["'lr' has a step <= 0, which the log x axis leaves out"]
 
 
 def test_curve_data_and_unknown_keys(tmp_path):
@@ -115,7 +206,10 @@ def test_plot_curve_without_matplotlib_says_how_to_install(tmp_path, monkeypatch
     code = analyze_logs.main(["plot_curve", str(tmp_path / "20260101_000000"), "--keys", "loss",
                               "--out", str(tmp_path / "curve.png")])
     assert code == 2
-    assert "pip install 'minirunner[plot]'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # The checkout's extra, not a package named minirunner from an index.
+    assert "pip install -e '.[plot]'" in err
+    assert "minirunner[plot]" not in err
     assert not (tmp_path / "curve.png").exists()
 
 
@@ -136,6 +230,36 @@ def test_plot_curve_writes_a_png_of_the_requested_size(tmp_path, width, height):
     assert png_size(out) == (width, height if height is not None else 3 * 300)
 
 
+def test_plot_curve_with_log_scale_smoothing_and_a_titled_single_run(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib", reason="the plot extra is not installed")
+    from matplotlib.figure import Figure
+
+    saved = []
+    original = Figure.savefig
+
+    def keep(figure, *args, **kwargs):
+        saved.append(figure)
+        return original(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    path = write_run(tmp_path)
+    out = tmp_path / "curve.png"
+    analyze_logs.plot_curve([str(path)], ["loss", "lr"], str(out), title="T", log_scale=["x", "y"],
+                            smooth_points=2, width=400, height=500)
+    assert png_size(out) == (400, 500)
+    figure = saved[0]
+    assert figure.get_suptitle() == f"T ({tmp_path.name}/20260101_000000)"
+    loss_axis, lr_axis = figure.axes[:2]
+    assert loss_axis.get_xscale() == "log" and loss_axis.get_yscale() == "log"
+    # The smoothed curve (labelled) and the raw one under it.
+    smoothed, raw = loss_axis.get_lines()
+    assert list(smoothed.get_ydata()) == pytest.approx([2.0, 1.75, 1.25, 0.75])
+    assert list(raw.get_ydata()) == pytest.approx([2.0, 1.5, 1.0, 0.5])
+    assert smoothed.get_color() == raw.get_color()
+    assert loss_axis.get_ylabel() == "loss (mean of 2)"
+    assert capsys.readouterr().err == ""  # every step and value is positive: nothing to note
+
+
 @pytest.mark.multiprocess
 @pytest.mark.timeout(200)
 def test_command_line(tmp_path):
@@ -144,7 +268,8 @@ def test_command_line(tmp_path):
     out = tmp_path / "curve.png"
     result = subprocess.run(
         [sys.executable, str(REPO / "tools" / "analyze_logs.py"), "plot_curve", str(tmp_path / "20260101_000000"),
-         "--keys", "loss", "lr", "--out", str(out), "--width", "500", "--height", "400", "--title", "T"],
+         "--keys", "loss", "lr", "--out", str(out), "--width", "500", "--height", "400", "--title", "T",
+         "--log-scale", "y", "--smooth", "3"],
         capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr
