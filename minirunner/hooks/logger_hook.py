@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -166,8 +167,17 @@ class LoggerHook(Hook):
         runner.visualizer.add_scalars(tag, step=step)
 
     def after_test_epoch(self, runner: Any, metrics: dict | None = None) -> None:
-        _, line = runner.log_processor.get_log_after_epoch(runner, len(runner.test_dataloader), "test")
+        tag, line = runner.log_processor.get_log_after_epoch(runner, len(runner.test_dataloader), "test")
         runner.logger.info(line)
+        # As for validation, the scalars go to vis_data/scalars.json; and, as in MMEngine, every
+        # metric goes to <log_dir>/<timestamp>.json, for scripts that read test results.
+        runner.visualizer.add_scalars(tag, step=runner.iter)
+        if is_main_process():
+            path = os.path.join(runner.log_dir, f"{runner.timestamp}.json")
+            os.makedirs(runner.log_dir, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump({key: _json_value(value) for key, value in (metrics or tag).items()}, handle, indent=2)
+            runner.logger.info(f"test metrics written to {path}")
 
     # ------------------------------------------------------------------ end of a run
     def after_run(self, runner: Any) -> None:
@@ -215,3 +225,16 @@ def _runtime_env(runner: Any) -> dict[str, Any]:
         "work_dir": runner.work_dir,
         "log_dir": runner.log_dir,
     }
+
+
+def _json_value(value: Any) -> Any:
+    """A metric as JSON can hold it: tensors as numbers or nested lists."""
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    return str(value)
