@@ -67,19 +67,21 @@ def format_param_groups(model: nn.Module, optim_wrapper: Any) -> str:
         label = name or type(wrapper.optimizer).__name__
         rows: dict[tuple, dict] = {}  # settings -> the groups that share them, in order
         for index, group in enumerate(wrapper.param_groups):
+            if not group["params"]:
+                # The wrapper's record of the optimizer's defaults (base_lr), not a group that
+                # trains anything: listing it made users look for a parameter group that is not there.
+                continue
             momentum = group.get("momentum", group.get("betas", (None,))[0])
             settings = (
                 f"{group['lr']:.4g}", f"{group.get('weight_decay', 0):.4g}",
-                "-" if momentum is None else f"{momentum:.4g}", not group["params"],
+                "-" if momentum is None else f"{momentum:.4g}",
             )
             row = rows.setdefault(settings, {"indexes": [], "params": []})
             row["indexes"].append(index)
             row["params"].extend(group["params"])
-        for (lr, decay, momentum, empty), row in rows.items():
+        for (lr, decay, momentum), row in rows.items():
             params = [names.get(id(p), "?") for p in row["params"]]
             shown = ", ".join(params[:3]) + (f" (+{len(params) - 3})" if len(params) > 3 else "")
-            # The wrapper may list the optimizer's defaults as a last, parameterless group (base_lr).
-            shown = "(defaults: base_lr)" if empty else shown
             numel = sum(p.numel() for p in row["params"])
             table.add_row(label, _ranges(row["indexes"]), shown, f"{numel:,}", lr, decay, momentum)
     buffer = io.StringIO()

@@ -36,9 +36,10 @@ def test_groups_with_equal_settings_share_a_row():
     assert rows == [
         ["SGD", "0, 2", "0.weight, 1.weight", "20", "0.1", "0.0001", "0.9"],  # 3*4 + 4*2 elements
         ["SGD", "1, 3", "0.bias, 1.bias", "6", "0.2", "0", "0.9"],
-        # With several groups the wrapper keeps the optimizer's defaults as a last group.
-        ["SGD", "4", "(defaults: base_lr)", "0", "0.1", "0.0001", "0.9"],
+        # With several groups the wrapper keeps the optimizer's defaults as a last,
+        # parameterless group (base_lr); it trains nothing and is not listed (issue 21, item 4).
     ]
+    assert not OptimWrapper(optimizer).param_groups[-1]["params"]  # it is there, unlisted
 
 
 def test_long_parameter_lists_are_shortened_and_adam_shows_beta1():
