@@ -12,9 +12,15 @@ top level (``from minirunner import Config, MODELS, MMLogger``); each is importe
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 __version__ = "0.1.0"
+
+# The CPU torch wheel comes without NumPy and warns about it when torch is imported; nothing in
+# minirunner needs NumPy, so the warning is only noise on every first run. (Set before any
+# subpackage imports torch; a torch imported earlier by the user has warned already.)
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 
 # What `mmengine/__init__.py` re-exports (its config, logging, registry and utils packages),
 # mapped to the subpackage that holds each name here.

@@ -42,3 +42,10 @@ def test_mmengine_top_level_names_are_the_subpackages_objects(name, module):
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no_such_name"):
         minirunner.no_such_name  # noqa: B018 (the lookup is the test)
+
+
+def test_importing_the_runner_prints_no_numpy_warning():
+    result = subprocess.run([sys.executable, "-c", "import minirunner.runner"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Failed to initialize NumPy" not in result.stderr
