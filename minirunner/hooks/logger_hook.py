@@ -96,6 +96,8 @@ class LoggerHook(Hook):
         ):
             table = format_param_groups(runner.model, runner.optim_wrapper)
             runner.logger.info("Parameter groups:\n" + table)
+            for line in _what_the_run_does(runner):
+                runner.logger.info(line)
 
     # ------------------------------------------------------------------ training
     def before_train_epoch(self, runner: Any) -> None:
@@ -203,6 +205,33 @@ class LoggerHook(Hook):
                 if not self.keep_local:
                     os.remove(source)
         runner.logger.info(f"logs copied to {target_root}")
+
+
+def _what_the_run_does(runner: Any) -> list[str]:
+    """One line each: the precision, the global batch size, and whether validation uses EMA
+    weights, so a reader of the log need not work them out from the config."""
+    wrappers = list(runner.optim_wrapper.values()) if hasattr(runner.optim_wrapper, "values") else [runner.optim_wrapper]
+    lines = []
+    for wrapper in wrappers:
+        dtype = getattr(wrapper, "cast_dtype", None)
+        if dtype is None:
+            lines.append("precision: float32 (no AMP)")
+        else:
+            scaler = "a dynamic loss scaler" if getattr(wrapper, "loss_scaler", None) is not None else "no loss scaler"
+            lines.append(f"precision: AMP with {str(dtype).replace('torch.', '')} autocast, {scaler}")
+        break  # one line: several optimizers share the model's forward
+    loader = runner.train_dataloader
+    per_process = loader.batch_size or getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
+    if per_process is not None:
+        accumulate = max(int(getattr(w, "accumulative_counts", 1)) for w in wrappers)
+        total = runner.world_size * per_process * accumulate
+        lines.append(
+            f"global batch size: {total} = {runner.world_size} process(es) x batch_size {per_process}"
+            f" x accumulative_counts {accumulate}"
+        )
+    if any(type(hook).__name__ == "EMAHook" for hook in runner.hooks):
+        lines.append("validation and test use the EMA weights (EMAHook)")
+    return lines
 
 
 def _runtime_env(runner: Any) -> dict[str, Any]:
