@@ -18,10 +18,11 @@ optim_wrapper = dict(
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
 )
 
-# Iteration counts here are micro-batches: 90 = one epoch of 1,438 / 16 images.
+# A one-epoch warm-up stepped every iteration (micro-batch: an epoch is len(dataloader)),
+# then a cosine decay per epoch; begin=0 keeps the config valid for max_epochs=1.
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=90),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, eta_min=1e-5),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, eta_min=1e-5),
 ]
 
 train_cfg = dict(by_epoch=True, max_epochs=8, val_interval=2)

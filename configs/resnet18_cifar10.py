@@ -40,7 +40,8 @@ optim_wrapper = dict(
 )
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, eta_min=0.0),
+    # begin=0 (overlapping the one-epoch warm-up) keeps the config valid for max_epochs=1.
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, eta_min=0.0),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=200, val_interval=5)
 val_cfg = dict()
