@@ -7,6 +7,7 @@ import difflib
 import inspect
 import logging
 import os
+import re
 import time
 import warnings
 from typing import Any
@@ -27,7 +28,7 @@ from minirunner.dist import (
 )
 from minirunner.hooks import Hook
 from minirunner.hooks.hook import EVENTS
-from minirunner.logging import MessageHub, add_log_file, get_logger, log_to_files_only, set_current_logger
+from minirunner.logging import MessageHub, add_log_file, get_logger, set_current_logger
 from minirunner.registry import RUNNERS, DefaultScope, config_key
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
@@ -116,9 +117,6 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         self._log_dir = os.path.join(self._work_dir, self._timestamp)
         # The log folder appears with the first line logged (see add_log_file).
         self._logger = self._build_logger(log_level)
-        if self.cfg is not None:
-            for message in _unused_key_notes(self.cfg, type(self)):
-                log_to_files_only(self._logger, logging.WARNING, message)  # from_cfg warned already
         if is_distributed():
             self._logger.info(
                 f"distributed: {get_world_size()} processes, backend {torch_dist.get_backend()}; "
@@ -181,10 +179,13 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         if cfg.get("runner_type"):
             with config_key("runner_type"):
                 runner_cls = _runner_class(cfg["runner_type"], cfg.get("default_scope"))
-        # Warned here, before building can fail because of the typo; the Runner also writes
-        # these lines into its log file.
-        for message in _unused_key_notes(cfg, runner_cls):
-            warnings.warn(message, stacklevel=2)
+        # A misspelt key would otherwise leave the base config's value in force silently.
+        notes = _unused_key_notes(cfg, runner_cls)
+        if notes:
+            raise ConfigError(
+                "; ".join(notes) + ". Fix the name, or, if it is a helper variable, use it elsewhere "
+                "in the config (a variable the config uses is not taken for a typo)"
+            )
         accepted = _accepted_arguments(runner_cls)
         kwargs = {key: copy.deepcopy(cfg[key]) for key in cfg if key in accepted}
         return runner_cls(**kwargs, cfg=cfg)
@@ -471,12 +472,14 @@ def _make_default_scope(experiment_name: str, scope: str | None) -> DefaultScope
 
 
 def _unused_key_notes(cfg: Config, runner_cls: type) -> list[str]:
-    """One line for each top-level key that no Runner reads and that looks like a misspelt
-    key it does read (``optim_wraper``)."""
+    """One line for each top-level key that no Runner reads, that looks like a misspelt key it
+    does read (``optim_wraper``), and that the config's own text does not use elsewhere (a
+    helper variable such as ``lr = 0.1`` is used by the keys that read it)."""
     accepted = _accepted_arguments(runner_cls) + list(_EXTRA_CFG_KEYS)
+    text = cfg.text if isinstance(cfg, Config) else ""
     notes = []
     for key in cfg:
-        if key not in accepted and not key.startswith("_"):
+        if key not in accepted and not key.startswith("_") and len(re.findall(rf"\b{re.escape(key)}\b", text)) < 2:
             # A strict cutoff: configs are full of helper names (data_root, tta_model) that
             # a loose match would flag; real typos of these long keys score above 0.85.
             close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.85)

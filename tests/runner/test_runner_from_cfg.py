@@ -45,20 +45,31 @@ def test_from_cfg_ignores_helper_variables(tmp_path):
     runner.train()
 
 
-def test_from_cfg_warns_on_near_miss(tmp_path):
+def test_a_near_miss_of_a_known_key_is_a_config_error(tmp_path):
+    # Issue 21: a warning let training go on with the base config's value in force.
     cfg = _cfg(tmp_path, defualt_hooks=dict(logger=dict(interval=1)))
-    with pytest.warns(UserWarning, match=r"'defualt_hooks'.*default_hooks"):
-        runner = Runner.from_cfg(Config(cfg))
-    # The misspelt key had no effect.
-    assert runner.get_hook("logger").interval == 10
+    with pytest.raises(ConfigError, match=r"'defualt_hooks'.*Did you mean 'default_hooks'"):
+        Runner.from_cfg(Config(cfg))
+    assert not os.path.exists(tmp_path / "work")
 
 
-def test_misspelt_optim_wrapper_warns_then_errors_for_the_missing_group(tmp_path):
+def test_misspelt_optim_wrapper_is_named_before_the_missing_group(tmp_path):
     cfg = _cfg(tmp_path)
     cfg["optim_wraper"] = cfg.pop("optim_wrapper")
-    with pytest.warns(UserWarning, match=r"'optim_wraper'.*Did you mean 'optim_wrapper'"):
-        with pytest.raises(ConfigError, match="optim_wrapper"):
-            Runner.from_cfg(Config(cfg))
+    with pytest.raises(ConfigError, match=r"'optim_wraper'.*Did you mean 'optim_wrapper'"):
+        Runner.from_cfg(Config(cfg))
+
+
+def test_a_near_miss_that_the_config_uses_is_a_helper_variable(tmp_path):
+    # `custom_hook` is close to custom_hooks, but the config reads it: not a typo.
+    body = _cfg(tmp_path / "work")
+    text = "custom_hook = dict(type='EMAHook')\ncustom_hooks = [custom_hook]\n" + "\n".join(
+        f"{key} = {value!r}" for key, value in body.items()
+    )
+    path = tmp_path / "helper.py"
+    path.write_text(text + "\n")
+    runner = Runner.from_cfg(Config.fromfile(str(path)))
+    assert any(type(hook).__name__ == "EMAHook" for hook in runner.hooks)
 
 
 def test_runner_kwargs_reject_unknown_arguments_with_suggestion(tmp_path):

@@ -317,16 +317,14 @@ def test_load_from_skips_tensors_of_another_shape_with_a_warning(tmp_path, caplo
             assert torch.equal(model[key], saved[key])
 
 
-def test_a_top_level_key_typo_is_in_the_log_too(tmp_path):
+def test_a_top_level_key_typo_is_a_config_error_before_anything_is_written(tmp_path):
     from minirunner.config import Config
 
     cfg = Config(_cfg(tmp_path / "work", max_epochs=1))
     cfg["custom_hook"] = []
-    with pytest.warns(UserWarning, match="custom_hook"):
-        Runner.from_cfg(cfg).train()
-    assert "config key 'custom_hook' is not used by the Runner. Did you mean 'custom_hooks'?" in _log_text(tmp_path / "work")
-
-
+    with pytest.raises(ConfigError, match="'custom_hook'.*Did you mean 'custom_hooks'"):
+        Runner.from_cfg(cfg)
+    assert not (tmp_path / "work").exists()
 def test_branching_into_a_used_dir_spares_the_other_runs_files_of_the_same_name(tmp_path):
     a, b = tmp_path / "A", tmp_path / "B"
     Runner(**_cfg(a)).train()
