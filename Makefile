@@ -1,4 +1,5 @@
 # Two commands do all the set-up: `make test` and `make train`.
+# `make test-fast` skips the tests marked slow or multiprocess (a quick check while editing).
 # Override on the command line, e.g. `make train CONFIG=configs/digits_cnn_amp_accum.py`
 # or `make test TORCH="torch==2.5.1"`.
 PYTHON ?= python3
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 # Reinstall the package only when pyproject.toml changes.
 STAMP := $(VENV)/.minirunner-installed
 
-.PHONY: setup test train bench clean
+.PHONY: setup test test-fast train bench clean
 
 setup: $(STAMP)
 
@@ -27,6 +28,9 @@ $(STAMP): pyproject.toml | $(PY)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not multiprocess" $(PYTEST_ARGS)
 
 train: setup
 	$(PY) tools/train.py $(CONFIG) $(ARGS)

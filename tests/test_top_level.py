@@ -10,6 +10,7 @@ import pytest
 import minirunner
 
 
+@pytest.mark.slow
 def test_importing_the_package_imports_no_torch():
     code = "import sys, minirunner; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -44,6 +45,7 @@ def test_an_unknown_name_is_an_attribute_error():
         minirunner.no_such_name  # noqa: B018 (the lookup is the test)
 
 
+@pytest.mark.slow
 def test_importing_the_runner_prints_no_numpy_warning():
     result = subprocess.run([sys.executable, "-c", "import minirunner.runner"], capture_output=True, text=True,
                             timeout=120)

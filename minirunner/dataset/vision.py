@@ -31,7 +31,7 @@ def import_torchvision() -> ModuleType:
     except (ImportError, OSError, RuntimeError) as error:
         raise ImportError(
             f"torchvision cannot be imported ({type(error).__name__}: {error}); install a "
-            f"torchvision build that matches your torch ({extra_install_hint('vision')})"
+            f"torchvision build that matches your torch: {extra_install_hint('vision')}"
         ) from error
 
 

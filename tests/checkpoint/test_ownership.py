@@ -119,6 +119,7 @@ def test_the_lock_admits_one_holder_and_names_it(tmp_path):
     second.release()
 
 
+@pytest.mark.slow
 def test_the_lock_goes_with_a_killed_process(tmp_path):
     holder = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(f"""

@@ -103,6 +103,7 @@ def test_digits_file_is_gzip_of_a_weights_only_payload():
         assert compressed.read(2) == b"PK"  # torch.save's zip container inside gzip
 
 
+@pytest.mark.slow
 def test_loading_digits_never_imports_numpy():
     # NumPy is blocked outright, so the check holds whether or not it is installed.
     code = textwrap.dedent(
@@ -149,6 +150,7 @@ def test_stored_split_follows_the_documented_rule():
     assert payload["format_version"] == tool.FORMAT_VERSION
 
 
+@pytest.mark.slow
 def test_regenerating_from_scikit_learn_gives_the_same_file(tmp_path):
     pytest.importorskip("sklearn")
     tool = REPO / "tools" / "make_digits_data.py"

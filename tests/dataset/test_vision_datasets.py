@@ -26,6 +26,7 @@ def test_registration_follows_whether_torchvision_is_installed():
         assert (DATASETS.get(name) is not None) == installed
 
 
+@pytest.mark.slow
 def test_import_minirunner_dataset_does_not_import_torchvision():
     code = "import sys, minirunner.dataset; assert 'torchvision' not in sys.modules; print('OK')"
     result = subprocess.run(
@@ -39,7 +40,7 @@ def test_broken_torchvision_gives_a_clear_import_error(monkeypatch):
     with pytest.raises(ImportError, match="torchvision cannot be imported"):
         import_torchvision()
     assert torchvision_available() is False
-    with pytest.raises(ImportError, match="minirunner\\[vision\\]"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[vision\]'"):
         TorchvisionDataset("FakeData")
 
 

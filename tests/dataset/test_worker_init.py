@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
 from torch.utils.data import Dataset
 
@@ -42,6 +43,7 @@ def _draws(seed: int) -> torch.Tensor:
     return torch.cat(list(loader))
 
 
+@pytest.mark.multiprocess
 def test_workers_are_seeded_from_the_run_seed():
     first = _draws(seed=7)
     assert torch.equal(first, _draws(seed=7))

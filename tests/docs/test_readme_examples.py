@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).parents[2] / "README.md"
 
 
@@ -19,6 +21,7 @@ def _block_containing(marker: str) -> str:
     raise AssertionError(f"no README python block contains {marker!r}")
 
 
+@pytest.mark.slow
 def test_model_dataset_metric_and_hook_examples_train_together(tmp_path):
     namespace: dict = {}
     exec(_block_containing("class TinyNet(BaseModel)"), namespace)

@@ -23,7 +23,7 @@ def _torchvision_imports() -> bool:
 
 @pytest.mark.skipif(_torchvision_imports(), reason="torchvision imports here")
 def test_without_torchvision_the_error_names_the_extra():
-    with pytest.raises(ConfigError, match=r"minirunner\[vision\]"):
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[vision\]'"):
         MODELS.build(dict(type="TorchvisionClassifier", arch="resnet18"))
 
 

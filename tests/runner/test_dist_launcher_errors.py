@@ -69,6 +69,7 @@ def test_dist_cfg_typo_is_warned_about(tmp_path, no_torchrun):
         Runner(model=_model(), work_dir=str(tmp_path), env_cfg=dict(dist_cfg=dict(backnd="gloo")))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_train_cli_with_pytorch_launcher_outside_torchrun(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES}

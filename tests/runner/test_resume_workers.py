@@ -10,6 +10,8 @@ from minirunner.hooks import Hook
 from minirunner.registry import DATASETS
 from minirunner.runner import Runner
 
+pytestmark = [pytest.mark.multiprocess]  # DataLoader worker processes
+
 
 @DATASETS.register_module(name="ResumeWorkersIndexed")
 class Indexed(Dataset):

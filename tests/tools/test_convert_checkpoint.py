@@ -199,6 +199,7 @@ def test_mmengine_checkpoint_converts_without_mmengine(tmp_path, capsys):
         assert "Traceback" not in captured.err
 
 
+@pytest.mark.slow
 def test_mmengine_checkpoint_converts_in_a_subprocess(tmp_path):
     out = tmp_path / "converted.pth"
     result = subprocess.run(

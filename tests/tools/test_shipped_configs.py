@@ -56,6 +56,7 @@ def test_every_shipped_config_is_checked():
     assert {"configs/digits_mlp.py", "configs/digits_cnn_amp_accum.py", "configs/resnet18_cifar10.py"} <= set(CONFIGS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_epochs", [1, 3])
 @pytest.mark.parametrize("config", CONFIGS)
 def test_dry_run_with_max_epochs(config, max_epochs):

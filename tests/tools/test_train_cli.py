@@ -17,6 +17,8 @@ from minirunner.config import Config
 from minirunner.dataset import DigitsDataset
 from minirunner.model import MLPClassifier
 
+pytestmark = [pytest.mark.slow]  # every test runs tools/*.py in a subprocess
+
 REPO = Path(__file__).resolve().parents[2]
 
 # The repo's default config, made quick: 6 iterations per epoch, explicit scheduler ends so

@@ -146,6 +146,7 @@ def test_test_tool_reports_a_damaged_checkpoint_in_one_line(tmp_path, trained, d
 
 
 # ---------------------------------------------------------------------------------- files each command writes
+@pytest.mark.slow
 def test_the_test_tool_writes_only_inside_its_own_timestamp_folder(trained):
     config, work = trained
     before = file_hashes(work)
@@ -160,6 +161,7 @@ def test_the_test_tool_writes_only_inside_its_own_timestamp_folder(trained):
     assert "tiny.py" in {Path(name).name for name in new}  # its own config dump, in its folder
 
 
+@pytest.mark.slow
 def test_dry_run_creates_no_file_or_folder(tmp_path, trained):
     config, _ = trained
     work = tmp_path / "work"
@@ -170,6 +172,7 @@ def test_dry_run_creates_no_file_or_folder(tmp_path, trained):
 
 
 # ---------------------------------------------------------------------------------- the lock
+@pytest.mark.slow
 def test_a_second_run_in_a_locked_work_dir_exits_2_naming_the_holder(tmp_path, trained):
     config, work = trained
     holder = subprocess.Popen(

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 HEAVY = ["numpy", "rich", "tqdm", "yaml", "matplotlib", "tensorboard", "torchvision"]
 
 SCRIPT = textwrap.dedent(
@@ -25,6 +27,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_core_import_does_not_load_optional_packages():
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(heavy=HEAVY)],
