@@ -117,6 +117,9 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         self._log_dir = os.path.join(self._work_dir, self._timestamp)
         # The log folder appears with the first line logged (see add_log_file).
         self._logger = self._build_logger(log_level)
+        if is_main_process():
+            for note in self._setup_notes:
+                self._logger.warning(note)
         if is_distributed():
             self._logger.info(
                 f"distributed: {get_world_size()} processes, backend {torch_dist.get_backend()}; "
@@ -217,14 +220,18 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
 
             multiprocessing.set_start_method(start_method, force=True)
         dist_cfg = dict(env.get("dist_cfg") or {})
-        for key in dist_cfg:
-            if key not in ("backend", "timeout"):
-                warnings.warn(
-                    f"env_cfg.dist_cfg.{key} is not used (only backend and timeout are).{did_you_mean(key, ['backend', 'timeout'])}",
-                    stacklevel=3,
-                )
-        # init_dist names the keys itself (launcher, env_cfg.dist_cfg.backend, ...).
-        init_dist(self._launcher, backend=dist_cfg.get("backend"), timeout=dist_cfg.get("timeout"))
+        # Warnings here (an unused key, NCCL falling back to gloo) are logged once the logger
+        # exists, by rank 0 alone: as Python warnings every rank printed each with a source line.
+        self._setup_notes = [
+            f"env_cfg.dist_cfg.{key} is not used (only backend and timeout are).{did_you_mean(key, ['backend', 'timeout'])}"
+            for key in dist_cfg
+            if key not in ("backend", "timeout")
+        ]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # init_dist names the keys itself (launcher, env_cfg.dist_cfg.backend, ...).
+            init_dist(self._launcher, backend=dist_cfg.get("backend"), timeout=dist_cfg.get("timeout"))
+        self._setup_notes += list(dict.fromkeys(str(warning.message) for warning in caught))
 
     def _set_seed(self, seed: int | None) -> None:
         self._seed = set_random_seed(

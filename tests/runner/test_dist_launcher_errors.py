@@ -64,9 +64,14 @@ def test_launcher_none_with_a_torchrun_job_of_one(tmp_path, no_torchrun, monkeyp
     assert not runner.distributed
 
 
-def test_dist_cfg_typo_is_warned_about(tmp_path, no_torchrun):
-    with pytest.warns(UserWarning, match=r"env_cfg.dist_cfg.backnd is not used .*Did you mean 'backend'"):
-        Runner(model=_model(), work_dir=str(tmp_path), env_cfg=dict(dist_cfg=dict(backnd="gloo")))
+def test_dist_cfg_typo_is_logged_once_through_the_runs_logger(tmp_path, no_torchrun):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw Python warning any more (issue 21, item 7)
+        runner = Runner(model=_model(), work_dir=str(tmp_path), env_cfg=dict(dist_cfg=dict(backnd="gloo")))
+    log = open(os.path.join(runner.log_dir, f"{runner.timestamp}.log")).read()
+    assert log.count("env_cfg.dist_cfg.backnd is not used (only backend and timeout are). Did you mean 'backend'") == 1
 
 
 @pytest.mark.slow

@@ -131,3 +131,16 @@ def test_not_distributed_means_not_wrapped(tmp_path):
     runner = _runner(tmp_path, launcher="none", model_wrapper_cfg=dict(type="Nonexistent"))
     assert not runner.distributed
     assert type(runner.model).__name__ == "MLPClassifier"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback happens only without CUDA")
+def test_the_nccl_fallback_is_logged_once_by_rank_zero_without_a_raw_warning(tmp_path, torchrun_env):
+    import os
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runner = _runner(tmp_path, env_cfg=dict(dist_cfg=dict(backend="nccl")))
+    assert torch_dist.get_backend() == "gloo"
+    log = open(os.path.join(runner.log_dir, f"{runner.timestamp}.log")).read()
+    assert log.count("backend='nccl' needs CUDA, which this machine lacks; using 'gloo' instead") == 1
