@@ -173,6 +173,45 @@ def file_handlers(logger: logging.Logger) -> list[logging.FileHandler]:
     return found
 
 
+class RecordHold:
+    """Holds back what a logger's handlers (console, log file) would write, to write it later
+    in the original order.
+
+    The Runner builds the optimizer (which logs ``paramwise_options`` lines) before the
+    ``before_run`` hooks print the environment banner; holding the build's lines until after
+    the banner keeps the log in reading order. The hold sits on the handlers, so records that
+    reach them another way (an ``MMLogger`` handing its records over) are held too.
+
+    Example:
+        >>> hold = RecordHold(get_logger())  # doctest: +SKIP
+        >>> ...; hold.stop(); print_the_banner(); hold.release()  # doctest: +SKIP
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._held: list[tuple[logging.Handler, logging.LogRecord]] = []
+        self._filters: list[tuple[logging.Handler, Any]] = []
+        for handler in logger.handlers:
+            def hold(record: logging.LogRecord, handler: logging.Handler = handler) -> bool:
+                self._held.append((handler, record))
+                return False
+
+            handler.addFilter(hold)
+            self._filters.append((handler, hold))
+
+    def stop(self) -> None:
+        """Let new records through again (the held ones stay held)."""
+        for handler, hold in self._filters:
+            handler.removeFilter(hold)
+        self._filters = []
+
+    def release(self) -> None:
+        """Stop holding, and write the held records in order."""
+        self.stop()
+        held, self._held = self._held, []
+        for handler, record in held:
+            handler.handle(record)
+
+
 def log_to_files_only(logger: logging.Logger, level: int, message: str) -> None:
     """Write ``message`` to ``logger``'s log files but not to the console: for what the
     console already showed another way (a Python warning, a one-line error).

@@ -28,7 +28,7 @@ from minirunner.dist import (
 )
 from minirunner.hooks import Hook
 from minirunner.hooks.hook import EVENTS
-from minirunner.logging import MessageHub, add_log_file, get_logger, set_current_logger
+from minirunner.logging import MessageHub, RecordHold, add_log_file, get_logger, set_current_logger
 from minirunner.registry import RUNNERS, DefaultScope, config_key
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
@@ -404,26 +404,24 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
             raise RuntimeError(
                 "this runner has no training set up: give train_dataloader, train_cfg and optim_wrapper"
             )
-        # Read before anything is built: a resumed run continues with the checkpoint's seed.
-        checkpoint = self._checkpoint_to_resume()
-        # Rank 0 saved the checkpoint: its seed lacks the offset diff_rank_seed adds per rank.
-        own_seed = self._seed - (get_rank() if self._randomness.get("diff_rank_seed") else 0)
-        if checkpoint is not None and checkpoint["meta"].get("seed") not in (None, own_seed):
-            self.logger.warning(f"using the resumed run's seed {checkpoint['meta']['seed']} (this run drew {own_seed})")
-            self._set_seed(checkpoint["meta"]["seed"])
-        train_loop = self.train_loop
-        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
-        self.scale_lr(self.optim_wrapper, self._auto_scale_lr)
-        self.param_schedulers = self.build_param_scheduler(self._param_scheduler_cfg)
-        _ = self.val_loop  # Built now, so config errors surface before training starts.
-        self._dump_config(self._work_dir)
+        # What the build logs (resume choices, paramwise_options, the scaled lr) is held back
+        # until the before_run hooks have printed the environment and config banner.
+        hold = RecordHold(self.logger)
+        try:
+            checkpoint = self._build_for_training()
+        except BaseException:
+            hold.release()  # nothing is lost when the build fails
+            raise
+        hold.stop()
         self.call_hook("before_run")
+        hold.release()
         self._init_model_weights()
         self._checkpoint_found = checkpoint
         try:
             self.load_or_resume()
         finally:
             self._checkpoint_found = NOT_SEARCHED
+        train_loop = self.train_loop
         self.optim_wrapper.initialize_count_status(self.model, train_loop.iter, train_loop.max_iters)
         # Everything is built now: hooks may drop events they turned out not to need (no
         # iteration schedulers, epoch-only checkpoints), so the loop never calls them.
@@ -431,6 +429,24 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         model = train_loop.run()
         self.call_hook("after_run")
         return model
+
+    def _build_for_training(self) -> dict | None:
+        """Find the checkpoint to resume and build the loops, the optim wrapper and the
+        schedulers (config errors surface here, before anything runs); returns the checkpoint."""
+        # Read before anything is built: a resumed run continues with the checkpoint's seed.
+        checkpoint = self._checkpoint_to_resume()
+        # Rank 0 saved the checkpoint: its seed lacks the offset diff_rank_seed adds per rank.
+        own_seed = self._seed - (get_rank() if self._randomness.get("diff_rank_seed") else 0)
+        if checkpoint is not None and checkpoint["meta"].get("seed") not in (None, own_seed):
+            self.logger.warning(f"using the resumed run's seed {checkpoint['meta']['seed']} (this run drew {own_seed})")
+            self._set_seed(checkpoint["meta"]["seed"])
+        _ = self.train_loop  # built first: the schedulers need its length
+        self.optim_wrapper = self.build_optim_wrapper(self.optim_wrapper)
+        self.scale_lr(self.optim_wrapper, self._auto_scale_lr)
+        self.param_schedulers = self.build_param_scheduler(self._param_scheduler_cfg)
+        _ = self.val_loop  # Built now, so config errors surface before training starts.
+        self._dump_config(self._work_dir)
+        return checkpoint
 
     def _init_model_weights(self) -> None:
         """Apply the model's ``init_cfg`` (``BaseModule.init_weights``, once), as MMEngine's
