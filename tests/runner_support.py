@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import subprocess
+import sys
 
 
 def loader_cfg(
@@ -32,3 +34,29 @@ def file_hashes(folder) -> dict[str, str]:
             with open(path, "rb") as handle:
                 found[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).hexdigest()
     return found
+
+
+def run_ranks(script, args: list[str], world_size: int, timeout: float, env: dict | None = None) -> list[str]:
+    """Run ``python script RANK *args`` once per rank (the processes of a gloo job), wait for
+    all, and return each rank's output; fail, with that output, on a non-zero exit. ``{rank}``
+    in an argument becomes the rank. Processes still running after a failure are killed."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-W", "ignore", str(script), str(rank),
+             *(str(arg).replace("{rank}", str(rank)) for arg in args)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for rank in range(world_size)
+    ]
+    outputs = []
+    try:
+        for rank, proc in enumerate(procs):
+            out, _ = proc.communicate(timeout=timeout)
+            outputs.append(out)
+            assert proc.returncode == 0, f"rank {rank} failed:\n{out}"
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return outputs

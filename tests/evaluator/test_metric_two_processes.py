@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from runner_support import run_ranks
 
 _SCRIPT = textwrap.dedent(
     """
@@ -72,23 +71,5 @@ _SCRIPT = textwrap.dedent(
 def test_evaluate_over_two_processes_counts_each_sample_once(tmp_path):
     script = tmp_path / "two_rank_eval.py"
     script.write_text(_SCRIPT)
-    store = str(tmp_path / "store")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-W", "ignore", str(script), str(rank), store],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    try:
-        for proc in procs:
-            out, _ = proc.communicate(timeout=180)
-            assert proc.returncode == 0, out
-            assert "OK" in out
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    for out in run_ranks(script, [tmp_path / "store"], world_size=2, timeout=180):
+        assert "OK" in out

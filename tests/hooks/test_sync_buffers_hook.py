@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -82,24 +81,9 @@ def _worker(rank: int, world_size: int, store: str, out: str) -> None:
 def test_buffers_are_averaged_over_processes(tmp_path: Path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     outs = [tmp_path / f"rank{rank}.pt" for rank in range(WORLD_SIZE)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, str(rank), str(WORLD_SIZE), str(tmp_path / "store"), str(outs[rank])],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for rank in range(WORLD_SIZE)
-    ]
-    logs = []
-    try:
-        for proc in procs:
-            output, _ = proc.communicate(timeout=TIMEOUT_S)
-            logs.append(output)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for rank, proc in enumerate(procs):
-        assert proc.returncode == 0, f"rank {rank} failed:\n{logs[rank] if rank < len(logs) else ''}"
+    from runner_support import run_ranks  # here: this file is also the worker script
+
+    run_ranks(__file__, [WORLD_SIZE, tmp_path / "store", tmp_path / "rank{rank}.pt"], WORLD_SIZE, TIMEOUT_S, env)
 
     mean = {"bn.running_mean": 1.5, "bn.running_var": 15.0, "bn.num_batches_tracked": 7, "scale": 2.0}
     for rank, out in enumerate(outs):

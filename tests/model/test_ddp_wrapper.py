@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -12,6 +10,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from minirunner.model import MiniDistributedDataParallel, MLPClassifier, is_model_wrapper
 from minirunner.registry import MODEL_WRAPPERS
+from runner_support import run_ranks
 
 
 def test_registered_names():
@@ -121,31 +120,6 @@ def test_train_step_syncs_gradients_across_two_ranks(tmp_path):
     script.write_text(_SCRIPT)
     outputs = run_ranks(script, [str(tmp_path / "store")], world_size=2, timeout=180)
     assert all("OK" in out for out in outputs)
-
-
-def run_ranks(script, args, world_size, timeout):
-    """Start one process per rank (``script RANK *args``); fail on a non-zero exit."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-W", "ignore", str(script), str(rank), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(world_size)
-    ]
-    outputs = []
-    try:
-        for proc in procs:
-            out, _ = proc.communicate(timeout=timeout)
-            outputs.append(out)
-            assert proc.returncode == 0, out
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return outputs
 
 
 def test_wrapper_delegates_val_and_test_step_to_the_module():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -100,26 +99,9 @@ def _single_process_reference() -> dict[str, torch.Tensor]:
 def test_ddp_all_reduces_only_on_stepping_iterations(tmp_path: Path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     outs = [tmp_path / f"rank{rank}.pt" for rank in range(WORLD_SIZE)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, str(rank), str(WORLD_SIZE), str(tmp_path / "store"),
-             str(outs[rank])],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for rank in range(WORLD_SIZE)
-    ]
-    logs = []
-    try:
-        for proc in procs:
-            output, _ = proc.communicate(timeout=TIMEOUT_S)
-            logs.append(output)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for rank, proc in enumerate(procs):
-        log = logs[rank] if rank < len(logs) else ""
-        assert proc.returncode == 0, f"rank {rank} failed:\n{log}"
+    from runner_support import run_ranks  # here: this file is also the worker script
+
+    run_ranks(__file__, [WORLD_SIZE, tmp_path / "store", tmp_path / "rank{rank}.pt"], WORLD_SIZE, TIMEOUT_S, env)
 
     reference = _single_process_reference()
     for out in outs:

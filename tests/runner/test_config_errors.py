@@ -4,8 +4,6 @@ ConfigError naming its key once (``train_cfg.max_epochs``, ``randomness.seed``,
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -16,7 +14,7 @@ import minirunner.runner.loops as loops
 from minirunner.hooks import Hook
 from minirunner.runner import Runner, set_random_seed
 from minirunner.utils import ConfigError
-from runner_support import loader_cfg
+from runner_support import loader_cfg, run_ranks
 
 
 def _data(num_samples: int = 16, batch_size: int = 8, shuffle: bool = True, **overrides) -> dict:
@@ -269,21 +267,5 @@ _TWO_RANKS = textwrap.dedent(
 def test_messages_under_two_processes_count_per_process(tmp_path):
     script = tmp_path / "two_ranks.py"
     script.write_text(_TWO_RANKS)
-    store = str(tmp_path / "store")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-W", "ignore", str(script), str(rank), store],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        for rank in range(2)
-    ]
-    outputs = []
-    try:
-        for proc in procs:
-            outputs.append(proc.communicate(timeout=180)[0])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-    for proc, output in zip(procs, outputs):
-        assert proc.returncode == 0 and output.strip().endswith("OK"), output
+    for output in run_ranks(script, [tmp_path / "store"], world_size=2, timeout=180):
+        assert output.strip().endswith("OK"), output
