@@ -40,3 +40,6 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) work_dirs .pytest_cache
+
+# Each extra environment (vision, trackers, fsdp, docs) has its own file of targets in mk/.
+include $(wildcard mk/*.mk)
