@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from typing import Any
 
 from minirunner.dist import get_rank
@@ -158,6 +159,31 @@ def make_file_handler(path: str, log_level: int | str = logging.INFO, mode: str 
     handler = _FolderMakingFileHandler(path, mode)
     handler.setFormatter(logging.Formatter(_FORMAT, _DATE_FORMAT))
     handler.setLevel(to_level(log_level))
+    return handler
+
+
+def send_warnings_to_file(path: str) -> logging.FileHandler:
+    """Write Python warnings (from any library) to the file ``path`` instead of stderr; the
+    file, and its folder, are created with the first warning.
+
+    Ranks other than 0 call this (the Runner does): under torchrun every process meets the
+    same library warnings, and one copy per process on the console buries the rest. Rank 0
+    still prints them; a warning that only one rank meets is kept in that rank's file.
+    Calling it again moves the warnings to the new file.
+    """
+    target = logging.getLogger("py.warnings")
+    for handler in list(target.handlers):
+        if isinstance(handler, _FolderMakingFileHandler):  # an earlier run's file in this process
+            target.removeHandler(handler)
+            handler.close()
+    handler = make_file_handler(path, logging.WARNING)
+    target.addHandler(handler)
+    target.propagate = False  # without a handler above it, logging would print it to stderr
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        target.warning("%s", warnings.formatwarning(message, category, filename, lineno, line).rstrip())
+
+    warnings.showwarning = show
     return handler
 
 

@@ -28,7 +28,9 @@ from minirunner.dist import (
 )
 from minirunner.hooks import Hook
 from minirunner.hooks.hook import EVENTS
-from minirunner.logging import MessageHub, RecordHold, add_log_file, get_logger, set_current_logger
+from minirunner.logging import (
+    MessageHub, RecordHold, add_log_file, get_logger, send_warnings_to_file, set_current_logger,
+)
 from minirunner.registry import RUNNERS, DefaultScope, config_key
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
@@ -251,6 +253,9 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
                 handler.close()
         if is_main_process():
             add_log_file(os.path.join(self._log_dir, f"{self._timestamp}.log"), logger, log_level)
+        else:
+            # Library warnings: rank 0 prints them; the other ranks keep theirs in a file.
+            send_warnings_to_file(os.path.join(self._log_dir, f"{self._timestamp}_rank{get_rank()}_warnings.log"))
         return logger
 
     # ------------------------------------------------------------------ properties

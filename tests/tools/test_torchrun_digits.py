@@ -48,6 +48,7 @@ PROBE = textwrap.dedent(
     # Test helpers for tests/tools/test_torchrun_digits.py.
     import json
     import os
+    import warnings
 
     import torch.distributed as torch_dist
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
@@ -85,6 +86,7 @@ PROBE = textwrap.dedent(
             self.reduced_at = []
 
         def before_train(self, runner):
+            warnings.warn(f'probe: a library warning on rank {runner.rank}')
             if hasattr(runner.model, 'register_comm_hook'):
                 runner.model.register_comm_hook(None, self._count)
 
@@ -274,7 +276,11 @@ def test_only_rank_zero_writes_logs_checkpoints_and_the_config(runs):
     log_dirs = sorted(path for path in dist.iterdir() if path.is_dir())
     assert len(log_dirs) == 2  # the crashed run's and the resumed run's
     for log_dir in log_dirs:
-        assert sorted(p.name for p in log_dir.iterdir()) == [f"{log_dir.name}.log", "vis_data"]
+        # Rank 1 keeps library warnings in a file of its own instead of printing them.
+        assert sorted(p.name for p in log_dir.iterdir()) == [
+            f"{log_dir.name}.log", f"{log_dir.name}_rank1_warnings.log", "vis_data"
+        ]
+        assert "probe: a library warning on rank 1" in (log_dir / f"{log_dir.name}_rank1_warnings.log").read_text()
         assert sorted(p.name for p in (log_dir / "vis_data").iterdir()) == ["config.py", "scalars.json"]
         log = (log_dir / f"{log_dir.name}.log").read_text()
         assert log.count("distributed: 2 processes") == 1
@@ -283,6 +289,9 @@ def test_only_rank_zero_writes_logs_checkpoints_and_the_config(runs):
     assert (dist / "last_checkpoint").read_text().strip() == "epoch_3.pth"
     # Rank 1 logs nothing below a warning: each training line reaches the console once.
     assert len(re.findall(r"Epoch\(train\) +\[3\]\[ *5/21\]", runs["resumed"].stdout)) == 1
+    # ... and a warning every rank meets is printed once, by rank 0.
+    assert "probe: a library warning on rank 0" in runs["resumed"].stdout
+    assert "probe: a library warning on rank 1" not in runs["resumed"].stdout
 
 
 def test_auto_scale_lr_uses_world_size_times_batch_size(runs):
