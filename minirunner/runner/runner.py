@@ -187,8 +187,10 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         # A misspelt key would otherwise leave the base config's value in force silently.
         notes = _unused_key_notes(cfg, runner_cls)
         if notes:
+            problem = "; ".join(notes)
+            problem += " " if problem.endswith("?") else ". "  # after "Did you mean 'x'?"
             raise ConfigError(
-                "; ".join(notes) + ". Fix the name, or, if it is a helper variable, use it elsewhere "
+                problem + "Fix the name, or, if it is a helper variable, use it elsewhere "
                 "in the config (a variable the config uses is not taken for a typo)"
             )
         accepted = _accepted_arguments(runner_cls)

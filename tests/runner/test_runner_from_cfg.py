@@ -56,7 +56,7 @@ def test_a_near_miss_of_a_known_key_is_a_config_error(tmp_path):
 def test_misspelt_optim_wrapper_is_named_before_the_missing_group(tmp_path):
     cfg = _cfg(tmp_path)
     cfg["optim_wraper"] = cfg.pop("optim_wrapper")
-    with pytest.raises(ConfigError, match=r"'optim_wraper'.*Did you mean 'optim_wrapper'"):
+    with pytest.raises(ConfigError, match=r"'optim_wraper'.*Did you mean 'optim_wrapper'\? Fix the name"):
         Runner.from_cfg(Config(cfg))
 
 
