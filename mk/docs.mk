@@ -24,7 +24,7 @@ $(DOCS_STAMP): pyproject.toml | $(DOCS_PY)
 	@touch $@
 
 docs: $(DOCS_STAMP)
-	$(DOCS_PY) -m mkdocs build --strict --site-dir $(DOCS_SITE)
+	NO_MKDOCS_2_WARNING=1 $(DOCS_PY) -m mkdocs build --strict --site-dir $(DOCS_SITE)
 
 docs-serve: $(DOCS_STAMP)
-	$(DOCS_PY) -m mkdocs serve --strict --dev-addr 127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(DOCS_PY) -m mkdocs serve --strict --dev-addr 127.0.0.1:8000
