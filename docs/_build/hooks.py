@@ -162,14 +162,15 @@ def hook_trace_markdown() -> str:
         )
         runner.train()
         runner.test()
-    depth = {"run": 0, "train": 1, "val": 1, "test": 1, "epoch": 2, "iter": 3, "checkpoint": 2}
-    lines = []
+    # Indent by nesting: a before_* event opens a level that its after_* event closes.
+    lines, depth = [], 0
     for event in trace:
-        what = event.split("_")[-1]
-        indent = depth.get(what, 1)
-        if what in ("val", "test"):
-            indent = 1 if event in ("before_val", "after_val", "before_test", "after_test") else indent
-        lines.append("    " * indent + event)
+        leaf = event in ("before_save_checkpoint", "after_load_checkpoint")
+        if event.startswith("after_") and not leaf:
+            depth -= 1
+        lines.append("    " * depth + event)
+        if event.startswith("before_") and not leaf:
+            depth += 1
     return "```text\n" + "\n".join(lines) + "\n```"
 
 

@@ -192,4 +192,4 @@ def test_shell_commands_name_tools_and_configs_that_exist():
                 assert (REPO / tool).exists(), f"{page.name}: {tool} does not exist"
             for config in re.findall(r"\bconfigs/[\w/]+\.py", block.body):
                 written = any(b.title == config for p in PAGES for b in parse_blocks(p))
-                assert (REPO / config).exists() or written or "my_" in config, f"{page.name}: {config} does not exist"
+                assert (REPO / config).exists() or written, f"{page.name}: {config} does not exist"
