@@ -15,11 +15,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from mkdocs.exceptions import Abort
-from mkdocs.structure.files import File
-
 REPO = Path(__file__).resolve().parents[2]
-MARKER = re.compile(r"<!-- generate: ([\w-]+) -->")
+MARKER = re.compile(r"^<!-- generate: ([\w-]+) -->[ \t]*$", re.M)  # on a line of its own
 
 # --------------------------------------------------------------------------- scheduler plots
 
@@ -97,8 +94,11 @@ def scheduler_plots_markdown() -> str:
 
 
 def _dict_text(cfg: dict) -> str:
-    arguments = ", ".join(f"{key}={value!r}" for key, value in cfg.items())
-    return f"    dict({arguments}, by_epoch=False)"
+    arguments = [f"{key}={value!r}" for key, value in cfg.items()] + ["by_epoch=False"]
+    one_line = f"    dict({', '.join(arguments)})"
+    if len(one_line) <= 80:
+        return one_line
+    return "    dict(\n" + "".join(f"        {argument},\n" for argument in arguments) + "    )"
 
 
 # --------------------------------------------------------------------------- hook tables
@@ -203,13 +203,19 @@ GENERATORS = {
 # --------------------------------------------------------------------------- MkDocs events
 
 
+# MkDocs is imported inside the events: the offline check below is also tested from the
+# default environment, which has no MkDocs.
 def on_files(files, config):
+    from mkdocs.structure.files import File
+
     for family in SCHEDULERS:
         files.append(File.generated(config, plot_file_name(family), content=scheduler_plot(family)))
     return files
 
 
 def on_page_markdown(markdown, page, config, files):
+    from mkdocs.exceptions import Abort
+
     def expand(match: re.Match) -> str:
         name = match.group(1)
         if name not in GENERATORS:
@@ -256,6 +262,8 @@ def external_resources(site_dir: Path) -> list[str]:
 
 
 def on_post_build(config):
+    from mkdocs.exceptions import Abort
+
     found = external_resources(Path(config["site_dir"]))
     if found:
         raise Abort("the site would fetch resources from other hosts:\n" + "\n".join(found[:20]))
