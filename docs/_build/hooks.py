@@ -237,6 +237,9 @@ EXTERNAL_RESOURCE = re.compile(
 )
 
 
+# <link> tags that only name a page (mkdocs serve adds a canonical one); the browser fetches nothing.
+NAMING_LINK = re.compile(r"""<link\b[^>]*\brel\s*=\s*["']?(?:canonical|alternate|prev|next|author|license)\b[^>]*>""", re.I)
+
 # Material's script bundle names two URLs it loads only on demand: a polyfill for browsers
 # without ResizeObserver (no current browser) and mermaid, for pages with a mermaid diagram
 # (we have none, and external_resources() fails the build if a page gets one).
@@ -253,6 +256,8 @@ def external_resources(site_dir: Path) -> list[str]:
         if path.suffix == ".js" and path.parent.name == "javascripts":
             for url in ON_DEMAND_IN_THEME:
                 text = text.replace(url, "")
+        if path.suffix == ".html":
+            text = NAMING_LINK.sub("", text)
         if path.suffix == ".html" and 'class="mermaid"' in text:
             found.append(f"{path.relative_to(site_dir)}: a mermaid diagram (Material loads mermaid from unpkg.com)")
         for match in EXTERNAL_RESOURCE.finditer(text):

@@ -28,7 +28,8 @@ def site(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def test_local_assets_and_plain_links_pass(external_resources, tmp_path):
     folder = site(tmp_path, {
-        "index.html": '<link rel="stylesheet" href="assets/main.css"><script src="assets/app.js"></script>'
+        "index.html": '<link rel="canonical" href="http://127.0.0.1:8000/index.html">'
+                      '<link rel="stylesheet" href="assets/main.css"><script src="assets/app.js"></script>'
                       '<a href="https://creativecommons.org/licenses/by/4.0/">CC BY 4.0</a><img src="img/a.png">',
         "assets/main.css": "body { font-family: system-ui; background: url(img/x.png); }",
         "assets/javascripts/bundle.js": 'x=typeof ResizeObserver=="undefined"?load("https://unpkg.com/resize-observer-polyfill"):0',
@@ -39,6 +40,7 @@ def test_local_assets_and_plain_links_pass(external_resources, tmp_path):
 @pytest.mark.parametrize("name, text", [
     ("index.html", '<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto">'),
     ("index.html", '<script src="//cdn.jsdelivr.net/npm/x.js"></script>'),
+    ("index.html", '<link href="https://example.com/icon.png" rel="icon">'),
     ("page.html", "<img src='http://example.com/logo.png'>"),
     ("page.html", '<div class="mermaid">graph LR; a-->b</div>'),
     ("assets/main.css", '@import "https://fonts.googleapis.com/css2?family=Inter";'),
