@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import re
 import shutil
 import sys
@@ -161,24 +160,28 @@ def test_page_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))  # modules a page writes (custom_imports)
     namespace: dict = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
     ran = 0
-    with isolated_registries():
-        for block in python_blocks(page):
-            if block.mark == "not run":
-                continue
-            if block.mark == "expect-error":
-                with pytest.raises(Exception) as raised:
-                    run_block(block, namespace, tmp_path)
-                assert _error_matches(block.expected_error, str(raised.value)), (
-                    f"{block}: the error was\n{raised.value}\nbut the page shows\n{block.expected_error}"
-                )
-            else:
-                try:
-                    run_block(block, namespace, tmp_path)
-                except Exception as error:
-                    raise AssertionError(f"{block} failed: {type(error).__name__}: {error}") from error
-            ran += 1
-    for module in [name for name in sys.modules if (getattr(sys.modules[name], "__file__", None) or "").startswith(str(tmp_path))]:
-        del sys.modules[module]
+    try:
+        with isolated_registries():
+            for block in python_blocks(page):
+                if block.mark == "not run":
+                    continue
+                if block.mark == "expect-error":
+                    with pytest.raises(Exception) as raised:
+                        run_block(block, namespace, tmp_path)
+                    assert _error_matches(block.expected_error, str(raised.value)), (
+                        f"{block}: the error was\n{raised.value}\nbut the page shows\n{block.expected_error}"
+                    )
+                else:
+                    try:
+                        run_block(block, namespace, tmp_path)
+                    except Exception as error:
+                        raise AssertionError(f"{block} failed: {type(error).__name__}: {error}") from error
+                ran += 1
+    finally:
+        # Modules the page wrote (custom_imports) are forgotten with the scratch folder.
+        for name, module in list(sys.modules.items()):
+            if (getattr(module, "__file__", None) or "").startswith(str(tmp_path)):
+                del sys.modules[name]
     assert ran, f"{page.name}: no example ran"
 
 
