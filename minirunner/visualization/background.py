@@ -70,16 +70,24 @@ class BackgroundCalls:
         """Wait up to ``timeout`` seconds for every queued call to be run (or kept for a
         retry); True when the queue is empty."""
         marker = _Marker()
-        self.submit(marker)
-        return marker.reached.wait(timeout)
+        started = time.monotonic()
+        try:
+            self._queue.put(marker, timeout=timeout)  # blocks rather than drop a call for it
+        except queue.Full:
+            return False
+        return marker.reached.wait(max(0.0, timeout - (time.monotonic() - started)))
 
     def close(self, timeout: float) -> bool:
         """Try the calls still waiting, for at most ``timeout`` seconds, then stop the thread.
 
         Returns True when every call went through; otherwise warns how many did not.
         """
-        self.submit(_STOP)
-        self._thread.join(timeout)
+        started = time.monotonic()
+        try:
+            self._queue.put(_STOP, timeout=timeout)  # blocks rather than drop a call for it
+        except queue.Full:
+            pass
+        self._thread.join(max(0.0, timeout - (time.monotonic() - started)))
         undelivered = self._queue.qsize() + len(self._failed)
         if self._thread.is_alive() or undelivered:
             print_log(

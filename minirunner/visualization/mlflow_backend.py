@@ -162,21 +162,26 @@ class MLflowVisBackend(TrackerBackend):
         else:
             experiment_id = experiment.experiment_id
         if choice.continued:
-            found = client.search_runs(
-                [experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{choice.run_key}'", max_results=1
-            )
-            if found:
-                run_id = found[0].info.run_id
+            run_id = self._find_run(experiment_id, choice.run_key)
+            if run_id is not None:
                 client.update_run(run_id, status="RUNNING")
                 self._new_run = False
                 return run_id
         tags = {**self.tags, RUN_KEY_TAG: choice.run_key}
         if choice.parent_key is not None:
             tags[PARENT_RUN_KEY_TAG] = choice.parent_key
-        if choice.parent_run_id is not None:
-            tags[PARENT_RUN_TAG] = choice.parent_run_id
+            # A checkpoint written before the parent's run was created names only its key.
+            parent_id = choice.parent_run_id or self._find_run(experiment_id, choice.parent_key)
+            if parent_id is not None:
+                tags[PARENT_RUN_TAG] = parent_id
         self._new_run = True
         return client.create_run(experiment_id, run_name=self.run_name, tags=tags).info.run_id
+
+    def _find_run(self, experiment_id: str, run_key: str) -> str | None:
+        found = self._client.search_runs(
+            [experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=1
+        )
+        return found[0].info.run_id if found else None
 
     def _log_config(self, config: Any, new_run: bool) -> None:
         if new_run:  # a param cannot change once logged: a continued run keeps the first values
