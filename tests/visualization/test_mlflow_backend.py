@@ -12,7 +12,7 @@ import pytest
 from minirunner.config import Config
 from minirunner.hooks import Hook
 from minirunner.runner import Runner
-from tracker_support import run_cfg, scalars_json
+from tracker_support import Gate, run_cfg, scalars_json
 
 pytestmark = [pytest.mark.trackers, pytest.mark.slow]
 
@@ -85,51 +85,70 @@ def test_server_run_then_resume_then_branch(tmp_path, mlflow_server):
     assert len(_history(client, run_id, "loss")) == 12  # the parent run is left as it was
 
 
-class _Outage(Hook):
-    """Stops the server after iteration ``stop_at``, starts it again after ``start_at``, and
-    stops it for good after ``stop_again_at``, once every queued call has gone through."""
+class _AtIterations(Hook):
+    """Calls ``actions[n](runner)`` after training iteration ``n`` (1-based), before the logger."""
 
-    def __init__(self, server, stop_at: int, start_at: int, stop_again_at: int) -> None:
-        self.server, self.stop_at, self.start_at, self.stop_again_at = server, stop_at, start_at, stop_again_at
-        self.outage_s = self.stopped_for_good = None
+    def __init__(self, **actions) -> None:
+        self.actions = {int(name[1:]): action for name, action in actions.items()}
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        done = runner.iter + 1
-        if done == self.stop_at:
-            self.server.stop()
-            self.stopped = time.monotonic()
-        elif done == self.start_at:
-            self.outage_s = time.monotonic() - self.stopped  # training time while the server was away
-            self.server.start()
-        elif done == self.stop_again_at:
-            assert runner.visualizer.get_backend("MLflowVisBackend")._calls.wait(60)
-            self.server.stop()
-            self.stopped_for_good = time.monotonic()
+        action = self.actions.get(runner.iter + 1)
+        if action is not None:
+            action(runner)
 
 
-def test_a_server_that_goes_away_costs_training_nothing_and_misses_nothing_it_can_get(tmp_path, own_mlflow_server):
+def _log_text(runner: Runner) -> str:
+    with open(os.path.join(runner.log_dir, os.path.basename(runner.log_dir) + ".log"), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_calls_missed_while_the_server_is_away_are_sent_when_it_is_back(tmp_path, mlflow_server):
     import mlflow
 
-    outage = _Outage(own_mlflow_server, stop_at=3, start_at=7, stop_again_at=11)
-    cfg = run_cfg(tmp_path / "run", [_mlflow(own_mlflow_server.uri)], custom_hooks=[outage])
-    runner = Runner(**cfg)  # not through Config: it would copy the hook and its server
+    gate = Gate(mlflow_server.port)
+    times = {}
+    hook = _AtIterations(
+        i3=lambda runner: (gate.shut(), times.update(shut=time.monotonic())),
+        i7=lambda runner: (times.update(opened=time.monotonic()), gate.open()),
+    )
+    runner = Runner(**run_cfg(tmp_path / "run", [_mlflow(gate.uri)], custom_hooks=[hook]))
     runner.train()
-    ended = time.monotonic()
-    # Iterations 4-7 logged two lines to a dead server; the run's end waited for nothing long.
-    assert outage.outage_s < 5
-    assert ended - outage.stopped_for_good < 15
-    log = open(os.path.join(runner.log_dir, os.path.basename(runner.log_dir) + ".log"), encoding="utf-8").read()
+    gate.shut()
+    # Iterations 4-7 logged two lines to an unreachable server: they cost training nothing.
+    assert times["opened"] - times["shut"] < 5
+    log = _log_text(runner)
+    assert "MLflowVisBackend: a call failed" in log
+    assert "MLflowVisBackend: reachable again" in log
+    client = mlflow.MlflowClient(mlflow_server.uri)
+    run_id = runner.visualizer.get_backend("MLflowVisBackend").run_id
+    assert [s for s, _ in _history(client, run_id, "loss")] == [2, 4, 6, 8, 10, 12, 14, 16]
+    assert [s for s, _ in _history(client, run_id, "accuracy/top1")] == [8, 16]
+
+
+def test_a_server_stopped_mid_run_lets_training_finish_within_seconds(tmp_path, own_mlflow_server):
+    import mlflow
+
+    times = {}
+
+    def stop(runner):
+        # Everything logged so far has arrived; the server then goes away for good.
+        assert runner.visualizer.get_backend("MLflowVisBackend")._calls.wait(60)
+        own_mlflow_server.stop()
+        times["stopped"] = time.monotonic()
+
+    runner = Runner(**run_cfg(tmp_path / "run", [_mlflow(own_mlflow_server.uri)], custom_hooks=[_AtIterations(i5=stop)]))
+    runner.train()
+    assert time.monotonic() - times["stopped"] < 15  # 11 iterations, 6 lines, the end of the run
+    log = _log_text(runner)
     assert "MLflowVisBackend: a call failed" in log
     assert "could not be delivered when the run ended" in log
-    # scalars.json is complete whatever the server did.
-    records = scalars_json(runner.log_dir)
+    records = scalars_json(runner.log_dir)  # complete, whatever the server did
     assert [r["iter"] for r in records if "loss" in r] == [2, 4, 6, 8, 10, 12, 14, 16]
-    # The lines logged during the first outage (4, 6) were sent when the server came back.
-    own_mlflow_server.start()
-    client = mlflow.MlflowClient(own_mlflow_server.uri)
+    assert [r["iter"] for r in records if "accuracy/top1" in r] == [8, 16]
+    # What the server stored before it stopped, read from its SQLite store.
+    client = mlflow.MlflowClient(f"sqlite:///{own_mlflow_server.folder}/mlflow.db")
     run_id = runner.visualizer.get_backend("MLflowVisBackend").run_id
-    assert [s for s, _ in _history(client, run_id, "loss")] == [2, 4, 6, 8, 10]
-    assert [s for s, _ in _history(client, run_id, "accuracy/top1")] == [8]
+    assert [s for s, _ in _history(client, run_id, "loss")] == [2, 4]
 
 
 def test_default_store_lives_in_the_work_dir(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from typing import Any
@@ -108,10 +109,21 @@ def wandb_records(run_folder) -> list[Any]:
     the log itself: a ``:W&B`` header, then LevelDB-style 32 KiB blocks of chunks (checksum,
     length, type: 1 whole, 2 first, 3 middle, 4 last), each record a ``wandb_internal_pb2.Record``.
     """
+    (name,) = [n for n in os.listdir(run_folder) if n.endswith(".wandb")]
+    # W&B's service finishes writing the file a moment after run.finish() returns: wait
+    # (bounded) for the run's exit record.
+    deadline = time.monotonic() + 30
+    while True:
+        records = _read_records(os.path.join(run_folder, name))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
+def _read_records(path: str) -> list[Any]:
     from wandb.proto import wandb_internal_pb2
 
-    (name,) = [n for n in os.listdir(run_folder) if n.endswith(".wandb")]
-    with open(os.path.join(run_folder, name), "rb") as handle:
+    with open(path, "rb") as handle:
         data = handle.read()
     assert data[:4] == b":W&B"
     records, pending, position, block = [], b"", 7, 32768
@@ -145,7 +157,77 @@ def wandb_config(run_folder) -> dict:
     """The run's config as the offline log has it (later updates win)."""
     config: dict = {}
     for record in wandb_records(run_folder):
-        if record.WhichOneof("record_type") == "config":
-            for item in record.config.update:
-                config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+        kind = record.WhichOneof("record_type")
+        # The config given to wandb.init travels in the run record; later updates in their own.
+        updates = record.run.config.update if kind == "run" else record.config.update if kind == "config" else []
+        for item in updates:
+            config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
     return config
+
+
+class Gate:
+    """A TCP forwarder on 127.0.0.1 in front of ``target_port``. :meth:`shut` makes the server
+    unreachable the way a server that went away is (connections reset, new ones refused),
+    :meth:`open` brings it back on the same port, in well under a second (restarting a real
+    server takes half a minute on a loaded machine)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self._listener: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.open()
+
+    def open(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def shut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            for connection in self._connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                connection.close()
+            self._connections.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # shut
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._connections += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
