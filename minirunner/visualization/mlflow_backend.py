@@ -124,7 +124,7 @@ class MLflowVisBackend(TrackerBackend):
             try:
                 config_as_dict(config, self.tracked_config_keys)
             except KeyError as error:
-                raise ConfigError(error.args[0], key="visualizer.vis_backends.MLflowVisBackend") from None
+                raise ConfigError(error.args[0], key="tracked_config_keys") from None
         super().add_config(config)
 
     def add_scalars(self, scalar_dict: dict[str, Any], step: int = 0, file_path: str | None = None, **kwargs: Any) -> None:

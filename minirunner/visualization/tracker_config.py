@@ -13,7 +13,7 @@ def config_as_dict(config: Any, keys: list[str] | None = None) -> dict[str, Any]
         missing = [key for key in keys if key not in whole]
         if missing:
             raise KeyError(
-                f"tracked_config_keys: {', '.join(map(repr, missing))} not in the config; "
+                f"{', '.join(map(repr, missing))} not in the config; "
                 f"its top-level keys are {', '.join(sorted(whole))}"
             )
         whole = {key: whole[key] for key in keys}

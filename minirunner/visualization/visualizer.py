@@ -92,8 +92,13 @@ class Visualizer:
         self.add_scalars({name: value}, step=step, global_iter=global_iter)
 
     def add_config(self, config: Any) -> None:
-        """Give the run's config to every backend that records one."""
-        self._each("add_config", config)
+        """Give the run's config to every backend that records one (a backend may refuse it
+        with a ConfigError: ``tracked_config_keys`` naming keys the config lacks)."""
+        for index, backend in enumerate(self.backends):
+            add_config = getattr(backend, "add_config", None)
+            if add_config is not None:
+                with config_key(f"visualizer.vis_backends.{index}"):
+                    add_config(config)
 
     def add_image(self, name: str, image: Any, step: int = 0) -> None:
         """Send an ``H x W x C`` image (uint8 array or tensor) to the backends that record
