@@ -8,6 +8,7 @@ import os
 import time
 
 import pytest
+import torch
 
 from minirunner.config import Config
 from minirunner.hooks import Hook
@@ -166,6 +167,14 @@ def test_default_store_lives_in_the_work_dir(tmp_path, monkeypatch):
     artifacts = client.get_run(run_id).info.artifact_uri
     assert artifacts.startswith((work / "mlartifacts").as_uri())
     assert os.path.isfile(os.path.join(work, "mlartifacts", artifacts.split("/mlartifacts/")[1], "config.py"))
+    # After the run: a file and an image go to the same run (the backend opens it again).
+    runner.visualizer.add_artifact(str(work / "epoch_1.pth"))
+    runner.visualizer.add_image("sample", torch.zeros(4, 4, 3, dtype=torch.uint8), step=8)
+    runner.visualizer.close()
+    uploaded = {a.path for a in client.list_artifacts(run_id)}
+    assert "epoch_1.pth" in uploaded and "images" in uploaded
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert os.listdir(cwd) == []
 
 
 def test_file_store_without_a_server_and_tracked_config_keys(tmp_path, monkeypatch):
