@@ -98,6 +98,11 @@ class _AtIterations(Hook):
             action(runner)
 
 
+def _calls(runner: Runner):
+    """The MLflow backend's queue of calls (its ``wait`` returns once the queue is worked off)."""
+    return runner.visualizer.get_backend("MLflowVisBackend")._calls
+
+
 def _log_text(runner: Runner) -> str:
     with open(os.path.join(runner.log_dir, os.path.basename(runner.log_dir) + ".log"), encoding="utf-8") as handle:
         return handle.read()
@@ -108,10 +113,18 @@ def test_calls_missed_while_the_server_is_away_are_sent_when_it_is_back(tmp_path
 
     gate = Gate(mlflow_server.port)
     times = {}
-    hook = _AtIterations(
-        i3=lambda runner: (gate.shut(), times.update(shut=time.monotonic())),
-        i7=lambda runner: (times.update(opened=time.monotonic()), gate.open()),
-    )
+
+    def shut(runner):
+        assert _calls(runner).wait(60)  # the run is open and everything so far has arrived
+        gate.shut()
+        times["shut"] = time.monotonic()
+
+    def open_again(runner):
+        times["opened"] = time.monotonic()
+        _calls(runner).wait(60)  # the lines at 4 and 6 have been tried, and failed
+        gate.open()
+
+    hook = _AtIterations(i3=shut, i7=open_again)
     runner = Runner(**run_cfg(tmp_path / "run", [_mlflow(gate.uri)], custom_hooks=[hook]))
     runner.train()
     gate.shut()
@@ -133,7 +146,7 @@ def test_a_server_stopped_mid_run_lets_training_finish_within_seconds(tmp_path, 
 
     def stop(runner):
         # Everything logged so far has arrived; the server then goes away for good.
-        assert runner.visualizer.get_backend("MLflowVisBackend")._calls.wait(60)
+        assert _calls(runner).wait(60)
         own_mlflow_server.stop()
         times["stopped"] = time.monotonic()
 
