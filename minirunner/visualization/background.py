@@ -35,6 +35,9 @@ class BackgroundCalls:
         name: the tracker's name, used in warnings and as the thread's name.
         max_pending: at most this many calls wait (queued or kept for a retry); past that the
             oldest is dropped, with a warning, so memory stays bounded during a long outage.
+        is_permanent: says whether a failure would fail again however often it is tried (the
+            tracker refused a value); such a call is reported (once per message) and dropped
+            rather than kept, so it cannot hold back the calls behind it.
 
     Example:
         >>> calls = BackgroundCalls('demo')
@@ -43,9 +46,13 @@ class BackgroundCalls:
         True
     """
 
-    def __init__(self, name: str, max_pending: int = 1000) -> None:
+    def __init__(
+        self, name: str, max_pending: int = 1000, is_permanent: Callable[[Exception], bool] | None = None
+    ) -> None:
         self.name = name
         self.max_pending = max_pending
+        self._is_permanent = is_permanent or (lambda error: False)
+        self._refusals: set[str] = set()
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._failed: collections.deque[Callable[[], None]] = collections.deque()
         self._failing = False
@@ -125,6 +132,13 @@ class BackgroundCalls:
         try:
             call()
         except Exception as error:  # noqa: BLE001 - a tracker's failure must not stop training
+            if self._is_permanent(error):
+                message = f"{type(error).__name__}: {_first_line(error)}"
+                if message not in self._refusals:
+                    self._refusals.add(message)
+                    print_log(f"{self.name}: a call was refused and is dropped ({message})",
+                              logger="current", level=logging.WARNING)
+                return True
             if not self._failing:
                 self._failing = True
                 print_log(

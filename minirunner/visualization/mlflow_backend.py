@@ -22,6 +22,8 @@ PARENT_RUN_TAG = "minirunner.parent_run_id"
 PARENT_RUN_KEY_TAG = "minirunner.parent_run_key"
 #: Tag naming the key that checkpoints record; a resume finds its run by it.
 RUN_KEY_TAG = "minirunner.run_key"
+# MLflow error codes that say the request itself is wrong: trying it again cannot help.
+_REFUSALS = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS", "INVALID_STATE"}
 # MLflow's own limits: a param value's length, and params per log_batch call.
 _PARAM_VALUE_LIMIT = 6000
 _PARAMS_PER_BATCH = 100
@@ -176,6 +178,11 @@ class MLflowVisBackend(TrackerBackend):
                 tags[PARENT_RUN_TAG] = parent_id
         self._new_run = True
         return client.create_run(experiment_id, run_name=self.run_name, tags=tags).info.run_id
+
+    def _is_permanent(self, error: Exception) -> bool:
+        # The server refused the request itself (a metric name it rejects, a value too long);
+        # an unreachable server raises other codes or exceptions.
+        return getattr(error, "error_code", None) in _REFUSALS
 
     def _find_run(self, experiment_id: str, run_key: str) -> str | None:
         found = self._client.search_runs(

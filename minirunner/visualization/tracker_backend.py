@@ -61,10 +61,14 @@ class TrackerBackend(BaseVisBackend):
     def _finish_run(self) -> None:
         """Mark the run finished (worker thread)."""
 
+    def _is_permanent(self, error: Exception) -> bool:
+        """Whether ``error`` would come back on every retry (a refused value, not an outage)."""
+        return False
+
     def _submit(self, call: Callable[[], None]) -> None:
         """Queue ``call`` behind the opening of the run."""
         if self._calls is None:
-            self._calls = BackgroundCalls(type(self).__name__)
+            self._calls = BackgroundCalls(type(self).__name__, is_permanent=self._is_permanent)
         if not self._opening:
             self._opening = True
             hub = MessageHub.get_current_instance()

@@ -122,4 +122,3 @@ class TensorboardVisBackend(BaseVisBackend):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-

@@ -141,6 +141,11 @@ class WandbVisBackend(TrackerBackend):
             self._run.log_code(name=self.log_code_name)
         return self._run.id
 
+    def _is_permanent(self, error: Exception) -> bool:
+        # W&B's client queues and retries network calls itself: a call that fails here was
+        # refused (a value it cannot log) and would fail again.
+        return self._run is not None
+
     def _log_config(self, config: Any, new_run: bool) -> None:
         self._run.config.update(config_as_dict(config), allow_val_change=True)
 

@@ -92,3 +92,19 @@ def test_submit_never_blocks_and_drops_the_oldest_when_full(messages):
     assert delivered == list(range(7, 12))  # the newest five
     assert calls.dropped == 7
     assert sum("dropping the oldest" in text for _, text in messages) == 1
+
+
+def test_a_refused_call_is_dropped_and_does_not_hold_back_the_others(messages):
+    delivered = []
+
+    def refused():
+        raise ValueError("metric name 'a b?' is not valid")
+
+    calls = BackgroundCalls("demo", is_permanent=lambda error: isinstance(error, ValueError))
+    for value in range(3):
+        calls.submit(refused)
+        calls.submit(lambda value=value: delivered.append(value))
+    assert calls.close(timeout=10)
+    assert delivered == [0, 1, 2]
+    refusals = [text for _, text in messages if "refused and is dropped" in text]
+    assert refusals == ["demo: a call was refused and is dropped (ValueError: metric name 'a b?' is not valid)"]
