@@ -96,8 +96,8 @@ class TrackerBackend(BaseVisBackend):
     def add_config(self, config: Any, **kwargs: Any) -> None:
         """Keep the config; it is logged when the run opens (at the first log line)."""
         self._config = config
-        if self.run_id is not None:
-            self._submit(lambda: self._log_config(config, new_run=False))
+        if self._opening:  # queued behind the opening, so it sees the open run
+            self._submit(lambda: self._log_config(config, new_run=self._new_run))
 
     def close(self) -> None:
         """Finish the run and wait up to :attr:`close_timeout` s for the queued calls."""

@@ -7,6 +7,7 @@ import glob
 import os
 
 import pytest
+import torch
 
 from minirunner.config import Config
 from minirunner.runner import Runner
@@ -47,7 +48,9 @@ def test_offline_run_and_resume(offline):
     backend = dict(type="WandbVisBackend", init_kwargs=dict(project="tests"),
                    define_metric_cfg={"accuracy/top1": "max"})
     work = offline / "run"
-    runner = _train(run_cfg(work, [backend]))
+    runner = Runner.from_cfg(Config(run_cfg(work, [backend])))
+    runner.visualizer.add_image("sample", torch.full((4, 4, 3), 255, dtype=torch.uint8), step=2)
+    runner.train()
     run_id = runner.visualizer.get_backend("WandbVisBackend").run_id
     folder = _run_folder(runner, run_id)
     # History: every scalar at the global iteration; validation joins the step it was computed at.
@@ -58,6 +61,7 @@ def test_offline_run_and_resume(offline):
             if key not in ("step", "iter"):
                 assert history[record["iter"]][key] == pytest.approx(value)
     assert sorted(history) == [2, 4, 6, 8, 10, 12, 14, 16]
+    assert history[2]["sample/path"].endswith(".png") and history[2]["sample/width"] == 4
     assert [step for step, row in sorted(history.items()) if "accuracy/top1" in row] == [8, 16]
     config = wandb_config(folder)
     assert config["optim_wrapper"] == {"optimizer": {"type": "SGD", "lr": 0.1}}
