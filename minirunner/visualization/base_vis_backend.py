@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
+
+from minirunner.utils import ConfigError
+from minirunner.utils.install_hint import extra_install_hint
 
 
 class BaseVisBackend:
@@ -82,11 +86,6 @@ def plain_number(value: Any) -> Any:
 
 def import_optional(module: str, backend: str, extra: str) -> Any:
     """Import ``module`` for ``backend``; a missing package is a config error naming the extra."""
-    import importlib
-
-    from minirunner.utils import ConfigError
-    from minirunner.utils.install_hint import extra_install_hint
-
     try:
         return importlib.import_module(module)
     except ImportError as error:

@@ -7,10 +7,8 @@ import os
 from typing import Any
 
 from minirunner.registry import VISBACKENDS
-from minirunner.utils import ConfigError
-from minirunner.utils.install_hint import extra_install_hint
 
-from .base_vis_backend import BaseVisBackend, config_text, plain_number, tracker_step
+from .base_vis_backend import BaseVisBackend, config_text, import_optional, plain_number, tracker_step
 
 
 @VISBACKENDS.register_module()
@@ -76,15 +74,8 @@ class TensorboardVisBackend(BaseVisBackend):
 
     def __init__(self, save_dir: str, init_kwargs: dict | None = None) -> None:
         super().__init__(save_dir)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as error:
-            raise ConfigError(
-                f"TensorboardVisBackend needs the tensorboard package, which cannot be imported ({error}). "
-                f"Install it with: {extra_install_hint('tensorboard')} (or pip install tensorboard), "
-                "or remove TensorboardVisBackend from visualizer.vis_backends"
-            ) from None
-        self._writer_class = SummaryWriter
+        tensorboard = import_optional("torch.utils.tensorboard", "TensorboardVisBackend", "tensorboard")
+        self._writer_class = tensorboard.SummaryWriter
         self.folder = os.path.join(save_dir, "vis_data")
         self.init_kwargs = dict(init_kwargs or {})
         self._writer: Any = None
