@@ -130,7 +130,7 @@ class LoggerHook(Hook):
         if at_interval:
             tag, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
             runner.logger.info(line)
-            runner.visualizer.add_scalars(tag, step=done)
+            runner.visualizer.add_scalars(tag, step=done, global_iter=done)
         self._next = self._plan(runner, done, inner)
 
     def _plan(self, runner: Any, done: int, inner: int) -> int:
@@ -166,14 +166,15 @@ class LoggerHook(Hook):
         tag, line = runner.log_processor.get_log_after_epoch(runner, len(runner.val_dataloader), "val")
         runner.logger.info(line)
         step = runner.epoch if self.log_metric_by_epoch and runner.log_processor.by_epoch else runner.iter
-        runner.visualizer.add_scalars(tag, step=step)
+        # Trackers plot at the global iteration, so val and train curves share one axis.
+        runner.visualizer.add_scalars(tag, step=step, global_iter=runner.iter)
 
     def after_test_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         tag, line = runner.log_processor.get_log_after_epoch(runner, len(runner.test_dataloader), "test")
         runner.logger.info(line)
         # As for validation, the scalars go to vis_data/scalars.json; and, as in MMEngine, every
         # metric goes to <log_dir>/<timestamp>.json, for scripts that read test results.
-        runner.visualizer.add_scalars(tag, step=runner.iter)
+        runner.visualizer.add_scalars(tag, step=runner.iter, global_iter=runner.iter)
         if is_main_process():
             path = os.path.join(runner.log_dir, f"{runner.timestamp}.json")
             os.makedirs(runner.log_dir, exist_ok=True)

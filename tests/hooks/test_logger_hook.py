@@ -157,8 +157,8 @@ class _Recorder:
         if message.startswith("Exp name"):
             self.exp_names.append(self.runner.iter + 1)
 
-    def add_scalars(self, tag, step):
-        assert step == self.runner.iter + 1
+    def add_scalars(self, tag, step, global_iter=None):
+        assert step == global_iter == self.runner.iter + 1
 
 
 def _fake_runner(by_epoch: bool, length: int, max_iters: int):

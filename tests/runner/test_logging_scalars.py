@@ -50,11 +50,13 @@ def test_epoch_based_run(tmp_path):
     # Interval 2 in 5-iteration epochs, the short end skipped (ignore_last): iterations 2 and 4
     # of each epoch, i.e. global steps 2, 4, 7, 9; validation after each epoch at steps 1, 2.
     assert [r["step"] for r in records] == [2, 4, 1, 7, 9, 2]
+    # "iter", on every record, is the global iteration: the one step axis of the trackers.
+    assert [r["iter"] for r in records] == [2, 4, 5, 7, 9, 10]
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "loss" not in r]
     # On CPU, without gradient clipping: no memory, no grad_norm.
-    assert all(set(r) == {"step", "lr", "data_time", "loss", "time"} for r in train)
-    assert all(set(r) == {"step", "accuracy/top1"} for r in val)
+    assert all(set(r) == {"step", "iter", "lr", "data_time", "loss", "time"} for r in train)
+    assert all(set(r) == {"step", "iter", "accuracy/top1"} for r in val)
     for record in train:
         step = record["step"]
         assert record["loss"] == pytest.approx(sum(recorder.losses[step - 2 : step]) / 2, rel=1e-6)
@@ -71,8 +73,9 @@ def test_iteration_based_run(tmp_path):
     # Train lines at iterations 3 and 6; validation after iteration 4 and at the end (7), at
     # the iteration count since the run is not by epoch.
     assert [(r["step"], "loss" in r) for r in records] == [(3, True), (4, False), (6, True), (7, False)]
-    assert set(records[0]) == {"step", "lr", "data_time", "loss", "time"}
-    assert set(records[1]) == {"step", "accuracy/top1"}
+    assert set(records[0]) == {"step", "iter", "lr", "data_time", "loss", "time"}
+    assert set(records[1]) == {"step", "iter", "accuracy/top1"}
+    assert all(r["iter"] == r["step"] for r in records)
 
 
 def test_hierarchy_and_grad_norm(tmp_path):
@@ -83,8 +86,8 @@ def test_hierarchy_and_grad_norm(tmp_path):
     runner.train()
     records = _records(runner)
     assert [r["step"] for r in records] == [2, 4, 1]
-    assert set(records[0]) == {"step", "train/lr", "train/data_time", "train/loss", "train/grad_norm", "train/time"}
-    assert set(records[2]) == {"step", "val/accuracy/top1"}
+    assert set(records[0]) == {"step", "iter", "train/lr", "train/data_time", "train/loss", "train/grad_norm", "train/time"}
+    assert set(records[2]) == {"step", "iter", "val/accuracy/top1"}
 
 
 def test_metrics_logged_at_the_iteration_when_asked(tmp_path):

@@ -100,7 +100,7 @@ def test_scalars_json(trained):
     assert [r["lr"] for r in train] == pytest.approx([0.2, 0.2, 0.1, 0.1])
     # Validation after each epoch, logged at the epoch number.
     assert [r["step"] for r in val] == [1, 2]
-    assert all(set(r) == {"step", "accuracy/top1"} for r in val)
+    assert all(set(r) == {"step", "iter", "accuracy/top1"} for r in val)
     assert 0 <= val[-1]["accuracy/top1"] <= 100
 
 
