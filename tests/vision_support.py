@@ -1,19 +1,11 @@
-"""What the vision tests share: the torchvision check, and CIFAR-10 files written in the real format.
-
-In the default environment (the CPU torch wheel, no torchvision that imports beside it) every
-test that needs torchvision is skipped for one reason, reported on one line. ``make
-test-vision`` sets ``MINIRUNNER_REQUIRE_VISION=1``: there a torchvision that does not import is
-a failure, never a skip.
-"""
+"""What the vision tests share (tests/vision/conftest.py skips or fails them without torchvision),
+and CIFAR-10 files written in the real format."""
 
 from __future__ import annotations
 
 import importlib
-import os
 import pickle
 from pathlib import Path
-
-import pytest
 
 SKIP_REASON = "torchvision does not import beside this torch; run the vision tests with `make test-vision`"
 
@@ -27,21 +19,6 @@ def _torchvision_error() -> str | None:
 
 
 TORCHVISION_ERROR = _torchvision_error()
-
-
-@pytest.fixture
-def torchvision():
-    """The torchvision module; skips the test without it, or fails under ``make test-vision``."""
-    if TORCHVISION_ERROR is not None:
-        if os.environ.get("MINIRUNNER_REQUIRE_VISION") == "1":
-            pytest.fail(f"torchvision must import in the vision environment: {TORCHVISION_ERROR}")
-        pytest.skip(SKIP_REASON)
-    return importlib.import_module("torchvision")
-
-
-# Use as ``pytestmark = needs_torchvision`` or on single tests; also import ``torchvision``
-# (the fixture) into the test module so pytest finds it.
-needs_torchvision = pytest.mark.usefixtures("torchvision")
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

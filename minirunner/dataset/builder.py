@@ -125,12 +125,13 @@ def build_dataloader(
         with config_key("worker_init_fn"):
             init_fn = _build_function(init_fn_cfg)
     elif seed is not None:
-        # Persistent workers live through all epochs: per-sample seeds from their first
-        # epoch would repeat each sample's augmentation every epoch.
         init_fn = functools.partial(
-            worker_init_fn, num_workers=num_workers, rank=dist.get_rank(), seed=seed,
-            seed_samples=not persistent_workers,
+            worker_init_fn, num_workers=num_workers, rank=dist.get_rank(), seed=seed
         )
+        if persistent_workers:
+            # They live through all epochs: per-sample seeds of their first epoch would
+            # repeat each sample's augmentation in every epoch.
+            init_fn = functools.partial(init_fn, seed_samples=False)
     else:
         init_fn = None
 
