@@ -105,7 +105,8 @@ def _pretrained(models: ModuleType, arch: str, weights: str, num_classes: int) -
         name = _replace_head(net, pretrained_classes, num_classes)
         print_log(
             f"TorchvisionClassifier: {arch} with {chosen}; its last layer {name!r} "
-            f"({pretrained_classes} classes) is replaced by a new one with {num_classes} outputs"
+            f"({pretrained_classes} classes) is replaced by a new one with {num_classes} outputs",
+            logger="current",
         )
     return net
 
