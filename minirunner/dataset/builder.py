@@ -35,8 +35,9 @@ def build_dataloader(
         - ``sampler`` (required): a dict config built from ``DATA_SAMPLERS`` (it receives
           ``dataset``, and ``seed`` when it accepts one), or a sampler object.
         - ``batch_size`` (required): samples per batch *per process*.
-        - ``num_workers`` (0), ``persistent_workers`` (False), ``pin_memory`` (False),
-          ``drop_last`` (False).
+        - ``num_workers`` (0), ``persistent_workers`` (False), ``prefetch_factor`` (2
+          batches per worker; only with workers), ``pin_memory`` (False), ``drop_last``
+          (False).
         - ``collate_fn``: ``dict(type=<FUNCTIONS name>, **kwargs)`` or a callable; defaults
           to ``dict(type='default_collate')``, torch's own.
         - ``batch_sampler``: optional dict config built from ``DATA_SAMPLERS`` with
@@ -44,7 +45,7 @@ def build_dataloader(
         - ``worker_init_fn``: a dict naming a ``FUNCTIONS`` entry, or a callable; when
           absent and ``seed`` is given, workers are seeded with
           :func:`~minirunner.dataset.worker_init_fn`.
-        - any other ``DataLoader`` argument (``prefetch_factor``, ``timeout``, ...).
+        - any other ``DataLoader`` argument (``timeout``, ...).
 
     Args:
         cfg: the dataloader config, or a ready ``DataLoader``, returned unchanged.
@@ -90,6 +91,7 @@ def build_dataloader(
             f"must be an int >= 0 (0 loads in the main process), got {num_workers!r}",
             key="num_workers",
         )
+    # Workers restart with each pass by default, so each epoch's workers get that epoch's seeds.
     persistent_workers = cfg.pop("persistent_workers", False)
     if persistent_workers and num_workers == 0:
         raise ConfigError(
@@ -97,6 +99,21 @@ def build_dataloader(
             "Set num_workers >= 1 or persistent_workers=False",
             key="persistent_workers",
         )
+    prefetch_factor = cfg.pop("prefetch_factor", None)
+    if prefetch_factor is not None:
+        if num_workers == 0:
+            raise ConfigError(
+                f"is {prefetch_factor!r} but num_workers is 0; only worker processes prefetch. "
+                "Set num_workers >= 1 or remove prefetch_factor",
+                key="prefetch_factor",
+            )
+        if isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor, int) or prefetch_factor < 1:
+            raise ConfigError(
+                f"must be a positive int (batches loaded ahead by each worker), got {prefetch_factor!r}",
+                key="prefetch_factor",
+            )
+    elif num_workers > 0:
+        prefetch_factor = 2
     pin_memory = cfg.pop("pin_memory", False)
     drop_last = cfg.pop("drop_last", False)
 
@@ -111,6 +128,10 @@ def build_dataloader(
         init_fn = functools.partial(
             worker_init_fn, num_workers=num_workers, rank=dist.get_rank(), seed=seed
         )
+        if persistent_workers:
+            # They live through all epochs: per-sample seeds of their first epoch would
+            # repeat each sample's augmentation in every epoch.
+            init_fn = functools.partial(init_fn, seed_samples=False)
     else:
         init_fn = None
 
@@ -133,6 +154,7 @@ def build_dataloader(
             dataset,
             num_workers=num_workers,
             persistent_workers=persistent_workers,
+            prefetch_factor=prefetch_factor,
             pin_memory=pin_memory,
             collate_fn=collate_fn,
             worker_init_fn=init_fn,

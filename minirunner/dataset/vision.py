@@ -17,11 +17,14 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
+import torch
 from torch.utils.data import Dataset
 
 from minirunner.registry import DATASETS, TRANSFORMS
 from minirunner.utils import ConfigError, did_you_mean
 from minirunner.utils.install_hint import extra_install_hint
+
+from .worker_init import seed_sample
 
 
 def import_torchvision() -> ModuleType:
@@ -51,10 +54,16 @@ class TorchvisionDataset(Dataset):
         dataset_type: the class name in ``torchvision.datasets`` (``'CIFAR10'``,
             ``'FakeData'``, ...).
         pipeline: transforms applied to each image, as dicts whose ``type`` names a
-            ``TRANSFORMS`` entry or a ``torchvision.transforms`` class, e.g.
+            ``TRANSFORMS`` entry or a ``torchvision.transforms.v2`` class, e.g.
             ``[dict(type='RandomCrop', size=32, padding=4), dict(type='RandomHorizontalFlip')]``.
-            A PIL image left at the end is converted with ``PILToTensor`` (uint8).
+            A string ``dtype`` argument names a torch dtype (``dict(type='ToDtype',
+            dtype='float32', scale=True)``). A PIL image left at the end becomes a uint8
+            tensor (``PILToTensor``), a ``tv_tensors.Image`` a plain tensor.
         **kwargs: passed to the torchvision class (``root``, ``train``, ``download``, ...).
+
+    In dataloader workers seeded by the runner, each sample's random transforms are
+    seeded from (seed, epoch, index) (see :func:`~minirunner.dataset.worker_init.seed_sample`),
+    so they do not depend on which worker loads the sample, and a resumed run repeats them.
 
     Example:
         >>> data = TorchvisionDataset('FakeData', size=4, image_size=(3, 8, 8))  # doctest: +SKIP
@@ -77,19 +86,31 @@ class TorchvisionDataset(Dataset):
                 f"{did_you_mean(dataset_type, names)}",
                 key="dataset_type",
             )
-        self.transform = _build_pipeline(torchvision, pipeline or [])
-        self.dataset = dataset_cls(transform=self.transform, **kwargs)
+        transforms = importlib.import_module("torchvision.transforms.v2")
+        self._pil_to_tensor = transforms.functional.pil_to_tensor
+        self.transform = _build_pipeline(transforms, pipeline or [])
+        self.dataset = self._create(dataset_cls, dict(transform=self.transform, **kwargs))
+
+    def _create(self, dataset_cls: type, kwargs: dict[str, Any]) -> Any:
+        """Build the torchvision dataset; subclasses adjust how."""
+        return dataset_cls(**kwargs)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        seed_sample(index)
         image, target = self.dataset[index]
+        if isinstance(image, torch.Tensor):
+            if type(image) is not torch.Tensor:  # a tv_tensors.Image: collate plain tensors
+                image = image.as_subclass(torch.Tensor)
+        elif type(image).__module__.startswith("PIL."):
+            image = self._pil_to_tensor(image)
         return dict(inputs=image, data_samples=target)
 
 
-def _build_pipeline(torchvision: ModuleType, pipeline: Sequence[Mapping | Any]) -> Any:
-    transforms = torchvision.transforms
+def _build_pipeline(transforms: ModuleType, pipeline: Sequence[Mapping | Any]) -> Any:
+    """The pipeline's steps in a ``Compose``; None for no steps (v2's Compose needs one)."""
     steps = []
     for position, step in enumerate(pipeline):
         if not isinstance(step, Mapping):
@@ -103,10 +124,18 @@ def _build_pipeline(torchvision: ModuleType, pipeline: Sequence[Mapping | Any]) 
         if step_cls is None:
             names = [n for n in dir(transforms) if n[:1].isupper()] + TRANSFORMS.known_names()
             raise ConfigError(
-                f"{name!r} is neither a registered transform nor a torchvision transform."
-                f"{did_you_mean(str(name), names)}",
+                f"{name!r} is neither a registered transform nor a torchvision.transforms.v2 "
+                f"transform.{did_you_mean(str(name), names)}",
                 key=f"pipeline.{position}.type",
             )
+        if isinstance(args.get("dtype"), str):
+            dtype = getattr(torch, args["dtype"], None)
+            if not isinstance(dtype, torch.dtype):
+                raise ConfigError(
+                    f"{args['dtype']!r} is not a torch dtype; write e.g. dtype='float32'",
+                    key=f"pipeline.{position}.dtype",
+                )
+            args["dtype"] = dtype
         try:
             steps.append(step_cls(**args))
         except Exception as error:
@@ -114,20 +143,7 @@ def _build_pipeline(torchvision: ModuleType, pipeline: Sequence[Mapping | Any]) 
                 f"building {name} failed: {type(error).__name__}: {error}",
                 key=f"pipeline.{position}",
             ) from error
-    steps.append(_ToTensorIfImage(transforms.PILToTensor()))
-    return transforms.Compose(steps)
-
-
-class _ToTensorIfImage:
-    """Converts a PIL image to a uint8 tensor and leaves anything else alone."""
-
-    def __init__(self, to_tensor: Any) -> None:
-        self.to_tensor = to_tensor
-
-    def __call__(self, image: Any) -> Any:
-        if type(image).__module__.startswith("PIL."):
-            return self.to_tensor(image)
-        return image
+    return transforms.Compose(steps) if steps else None
 
 
 class _SplitDataset(TorchvisionDataset):
@@ -147,29 +163,68 @@ class _SplitDataset(TorchvisionDataset):
         )
 
 
-class CIFAR10(_SplitDataset):
-    """torchvision's CIFAR-10 (32x32 RGB, 10 classes).
+class CIFAR10(TorchvisionDataset):
+    """torchvision's CIFAR-10 (32x32 RGB, 10 classes), read from its pickled batches in
+    ``data_root/cifar-10-batches-py``.
 
     Args:
         data_root: folder the data is (or will be) stored in.
         train: the 50,000 training images (True) or the 10,000 test images.
         download: download the data when it is not in ``data_root``.
         pipeline: see :class:`TorchvisionDataset`.
+        verify: check each file's MD5 against the official files, as torchvision does.
+            ``verify=False`` skips only that check (for a copy in the same format whose
+            files differ: converted, re-pickled or generated); every other step of loading
+            stays torchvision's, and missing files are still an error.
     """
 
     torchvision_name = "CIFAR10"
 
+    def __init__(
+        self,
+        data_root: str,
+        train: bool = True,
+        download: bool = False,
+        pipeline: Sequence[Mapping | Any] | None = None,
+        verify: bool = True,
+    ) -> None:
+        self.verify = verify
+        super().__init__(
+            self.torchvision_name, pipeline, root=data_root, train=train, download=download
+        )
+
+    def _create(self, dataset_cls: type, kwargs: dict[str, Any]) -> Any:
+        dataset = dataset_cls.__new__(dataset_cls)
+        if not self.verify:
+            # torchvision checks each file with check_integrity(path, md5), which only tests
+            # that the file exists when md5 is None; instance attributes shadow the class's
+            # lists, so the object stays a plain (picklable) torchvision CIFAR10.
+            dataset.train_list = [[name, None] for name, _ in dataset_cls.train_list]
+            dataset.test_list = [[name, None] for name, _ in dataset_cls.test_list]
+            dataset.meta = {**dataset_cls.meta, "md5": None}
+        try:
+            dataset_cls.__init__(dataset, **kwargs)
+        except RuntimeError as error:
+            fix = "point data_root at the folder that holds cifar-10-batches-py"
+            if self.verify:
+                fix += ", or, for a copy whose files differ from the official ones, set verify=False"
+            raise ConfigError(
+                f"CIFAR-10 could not be loaded from {kwargs['root']!r} (torchvision: {error}); {fix}",
+                key="data_root",
+            ) from error
+        return dataset
+
 
 class MNIST(_SplitDataset):
-    """torchvision's MNIST (28x28 grey digits, 10 classes); arguments as :class:`CIFAR10`
-    (60,000 training and 10,000 test images)."""
+    """torchvision's MNIST (28x28 grey digits, 10 classes); arguments as :class:`CIFAR10`,
+    without ``verify`` (60,000 training and 10,000 test images)."""
 
     torchvision_name = "MNIST"
 
 
 class FashionMNIST(_SplitDataset):
     """torchvision's Fashion-MNIST (28x28 grey clothing images, 10 classes); arguments as
-    :class:`CIFAR10`."""
+    :class:`MNIST`."""
 
     torchvision_name = "FashionMNIST"
 

@@ -111,6 +111,9 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         bgr_to_rgb: reverse the channel order (3-channel inputs).
         rgb_to_bgr: the same, named for the other direction.
         non_blocking: see :class:`BaseDataPreprocessor`.
+        channels_last: return 4-D batches in the channels-last memory format (same shape
+            and values). Convolutions follow their input's format, and on GPUs with tensor
+            cores (AMP) they usually run faster in this one.
 
     Example:
         >>> pre = ImgDataPreprocessor(mean=[127.5], std=[127.5])
@@ -128,6 +131,7 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         bgr_to_rgb: bool = False,
         rgb_to_bgr: bool = False,
         non_blocking: bool = True,
+        channels_last: bool = False,
     ) -> None:
         super().__init__(non_blocking=non_blocking)
         if (mean is None) != (std is None):
@@ -165,6 +169,7 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
         self.pad_size_divisor = pad_size_divisor
         self.pad_value = pad_value
         self._swap_channels = bgr_to_rgb or rgb_to_bgr
+        self.channels_last = channels_last
 
     def forward(self, data: Any, training: bool = False) -> Any:
         """Move, convert to float, normalise and pad ``data['inputs']``."""
@@ -186,6 +191,8 @@ class ImgDataPreprocessor(BaseDataPreprocessor):
                 "ImgDataPreprocessor expects data['inputs'] to be a tensor or a list of "
                 f"tensors, got {type(inputs).__name__}"
             )
+        if self.channels_last and inputs.dim() == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         data["inputs"] = inputs
         return data
 

@@ -73,7 +73,7 @@ def test_passes_options_through():
     assert loader.collate_fn is pseudo_collate
     assert isinstance(loader.worker_init_fn, functools.partial)
     assert loader.worker_init_fn.func is worker_init_fn
-    assert loader.worker_init_fn.keywords == dict(num_workers=1, rank=0, seed=11)
+    assert loader.worker_init_fn.keywords == dict(num_workers=1, rank=0, seed=11, seed_samples=False)
     assert len(loader) == 2
 
 
@@ -176,7 +176,7 @@ def test_collate_fn_with_arguments_is_a_partial():
         (dict(collate_fn=dict(type="default_colate")), "train_dataloader.collate_fn.type",
          "Did you mean 'default_collate'"),
         (dict(collate_fn="default_collate"), "train_dataloader.collate_fn", "dict"),
-        (dict(prefetch_factor=2), "train_dataloader", "prefetch_factor"),
+        (dict(prefetch_factor=2), "train_dataloader.prefetch_factor", "num_workers"),
     ],
 )
 def test_config_errors_name_the_key(overrides, key, text):
