@@ -10,12 +10,11 @@ needs to know about compiling.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import os
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -126,12 +125,13 @@ def compile_model(model: nn.Module, options: dict[str, Any], cache_folder: str) 
     Call it after wrapping the model for DDP, as PyTorch documents: DDP's own forward stays
     eager and calls the compiled module while it marks itself active, so dynamo splits the
     graph at DDP's bucket boundaries (its DDPOptimizer) and gradients are reduced while the
-    backward pass still runs. The parameters keep their names.
+    backward pass still runs. The parameters keep their names. A copy of the module
+    (``copy.deepcopy``, as EMA makes) is not compiled: torch leaves the compiled call out.
     """
     _point_caches(cache_folder)
     module = unwrap_model(model)
     try:
-        module._compiled_call_impl = _CompiledCall(module, _without_global_headers(options))
+        module.compile(**_without_global_headers(options))
     except (TypeError, ValueError, RuntimeError) as error:  # torch.compile's checks of its arguments
         raise ConfigError(f"torch.compile refused {options}: {error}", key="compile") from error
     return model
@@ -167,23 +167,6 @@ def is_compiled(model: nn.Module) -> bool:
     return getattr(unwrap_model(model), "_compiled_call_impl", None) is not None
 
 
-class _CompiledCall:
-    """What ``nn.Module.compile()`` stores as the module's call, except that a deep copy of
-    the module (EMA's averaged model, a copy a user takes) gets a compiled call of its own:
-    the plain compiled function would keep running the original module's forward."""
-
-    def __init__(self, module: nn.Module, options: dict[str, Any]) -> None:
-        self.module = module
-        self.options = options
-        self.call: Callable[..., Any] = torch.compile(module._call_impl, **options)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.call(*args, **kwargs)
-
-    def __deepcopy__(self, memo: dict) -> "_CompiledCall":
-        return _CompiledCall(copy.deepcopy(self.module, memo), self.options)
-
-
 class CompileWatch:
     """What dynamo did since this watch was made: seconds spent compiling, graph breaks and
     recompiles with their reasons.
@@ -215,8 +198,12 @@ class CompileWatch:
         return {reason: count for reason, count in counter.items() if count > 0}
 
     def recompiles(self) -> list[str]:
-        """The reason of each recompile since the watch started (a guard that failed)."""
-        return [str(m.recompile_reason) for m in self._metrics() or [] if getattr(m, "recompile_reason", None)]
+        """Each recompile since the watch started: the function and the guard that failed."""
+        return [
+            f"{getattr(entry, 'co_name', None) or 'a frame'}: {entry.recompile_reason}"
+            for entry in self._metrics() or []
+            if getattr(entry, "recompile_reason", None)
+        ]
 
     def summary(self) -> str:
         """One paragraph for the log: the counts, then each reason on a line of its own."""
