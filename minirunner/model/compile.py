@@ -122,11 +122,12 @@ def compile_model(model: nn.Module, options: dict[str, Any], cache_folder: str) 
     ``torch.compile(**options)``, and return ``model``; inductor and triton keep their caches
     in ``cache_folder``.
 
-    Call it after wrapping the model for DDP, as PyTorch documents: DDP's own forward stays
-    eager and calls the compiled module while it marks itself active, so dynamo splits the
-    graph at DDP's bucket boundaries (its DDPOptimizer) and gradients are reduced while the
-    backward pass still runs. The parameters keep their names. A copy of the module
-    (``copy.deepcopy``, as EMA makes) is not compiled: torch leaves the compiled call out.
+    This is where PyTorch's guide ("Where to apply torch.compile?") puts it: the inner module,
+    not the DDP wrapper. DDP's own forward stays eager and calls the compiled module while it
+    marks itself active, so dynamo still splits the graph at DDP's bucket boundaries (its
+    DDPOptimizer) and gradients are reduced while the backward pass runs. The parameters
+    keep their names. A copy of the module (``copy.deepcopy``, as EMA makes) is not
+    compiled: torch leaves the compiled call out of copies.
     """
     _point_caches(cache_folder)
     module = unwrap_model(model)
@@ -177,7 +178,8 @@ class CompileWatch:
 
     def __init__(self) -> None:
         self._since_us = time.time_ns() // 1000
-        self._breaks_before = _graph_break_counter()
+        self._breaks_before = _dynamo_counter("graph_break")
+        self._frames_before = _dynamo_counter("frames")["ok"]
 
     def compile_seconds(self) -> float | None:
         """Seconds spent compiling (forward and backward graphs) so far, or None if unknown."""
@@ -191,9 +193,13 @@ class CompileWatch:
                 total += (end - start) / 1e6
         return total
 
+    def frames_compiled(self) -> int:
+        """How many Python frames dynamo compiled since the watch started (recompiles count)."""
+        return _dynamo_counter("frames")["ok"] - self._frames_before
+
     def graph_breaks(self) -> dict[str, int]:
         """Each graph-break reason dynamo met since the watch started, with how often."""
-        counter = _graph_break_counter()
+        counter = _dynamo_counter("graph_break")
         counter.subtract(self._breaks_before)
         return {reason: count for reason, count in counter.items() if count > 0}
 
@@ -208,7 +214,10 @@ class CompileWatch:
     def summary(self) -> str:
         """One paragraph for the log: the counts, then each reason on a line of its own."""
         breaks, recompiles = self.graph_breaks(), self.recompiles()
-        text = f"{sum(breaks.values())} graph break(s), {len(recompiles)} recompile(s)"
+        text = (
+            f"{self.frames_compiled()} frame(s) compiled, {sum(breaks.values())} graph break(s), "
+            f"{len(recompiles)} recompile(s)"
+        )
         for reason, count in breaks.items():
             text += f"\n  graph break ({count}x): {_one_line(reason)}"
         for reason in recompiles:
@@ -225,12 +234,13 @@ class CompileWatch:
         return [m for m in metrics if (getattr(m, "start_time_us", None) or 0) >= self._since_us]
 
 
-def _graph_break_counter() -> Counter:
+def _dynamo_counter(name: str) -> Counter:
+    """A copy of dynamo's counter ``name`` (empty where this torch has none)."""
     try:
         from torch._dynamo.utils import counters
     except ImportError:
         return Counter()
-    return Counter(counters.get("graph_break", {}))
+    return Counter(counters.get(name, {}))
 
 
 def _one_line(reason: str) -> str:

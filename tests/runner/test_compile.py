@@ -123,12 +123,14 @@ def test_graph_breaks_and_recompiles_are_reported_after_the_first_epoch(tmp_path
     cfg = _cfg(tmp_path, compile=dict(backend="eager"), model="GraphBreakMLP", samples=10)
     Runner.from_cfg(cfg).train()
     log = _log(tmp_path)
-    reports = re.findall(r"torch\.compile, by iteration (\d+): (\d+) graph break\(s\), (\d+) recompile\(s\)", log)
+    reports = re.findall(
+        r"torch\.compile, by iteration (\d+): (\d+) frame\(s\) compiled, (\d+) graph break\(s\), (\d+) recompile\(s\)", log
+    )
     assert len(reports) == 1  # once, after the first epoch of two
-    iteration, breaks, recompiles = map(int, reports[0])
-    assert iteration == 2 and breaks >= 1 and recompiles >= 1
+    iteration, frames, breaks, recompiles = map(int, reports[0])
+    assert iteration == 2 and frames >= 2 and breaks >= 1 and recompiles >= 1
     assert re.search(r"graph break \(\d+x\): .*graph_break", log)
-    assert re.search(r"recompile: .*size mismatch", log)
+    assert re.search(r"recompile: forward: .*size mismatch", log)
 
 
 def test_compiled_model_with_ema_validates_tests_and_loads(tmp_path):
