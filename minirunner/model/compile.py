@@ -93,7 +93,7 @@ def compile_cache_folder(work_dir: str) -> str:
     return os.path.join(os.path.abspath(work_dir), "compile_cache")
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
+def _inner_module(model: nn.Module) -> nn.Module:
     """``model`` with its distributed wrappers (DDP, registered model wrappers) taken off."""
     while isinstance(model, nn.parallel.DistributedDataParallel) or is_model_wrapper(model):
         model = model.module
@@ -130,7 +130,7 @@ def compile_model(model: nn.Module, options: dict[str, Any], cache_folder: str) 
     compiled: torch leaves the compiled call out of copies.
     """
     _point_caches(cache_folder)
-    module = unwrap_model(model)
+    module = _inner_module(model)
     try:
         module.compile(**_without_global_headers(options))
     except (TypeError, ValueError, RuntimeError) as error:  # torch.compile's checks of its arguments
@@ -165,7 +165,7 @@ def _without_global_headers(options: dict[str, Any]) -> dict[str, Any]:
 
 def is_compiled(model: nn.Module) -> bool:
     """True when the forward of ``model`` (or of the module it wraps) is compiled in place."""
-    return getattr(unwrap_model(model), "_compiled_call_impl", None) is not None
+    return getattr(_inner_module(model), "_compiled_call_impl", None) is not None
 
 
 class CompileWatch:

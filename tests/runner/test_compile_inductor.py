@@ -39,6 +39,7 @@ def _accuracy(log: str, mode: str) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two trainings and an inductor compile: minutes on a loaded 2-core machine
 def test_digits_mlp_compiled_with_inductor_trains_as_well_as_eager(tmp_path):
     eager = _run("train.py", ["--work-dir", str(tmp_path / "eager"), "--cfg-options", *OVERRIDES], tmp_path / "t1")
     # Trained compiled, without validation (a second graph, as long to compile again) ...
