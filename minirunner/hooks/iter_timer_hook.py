@@ -74,7 +74,7 @@ class IterTimerHook(Hook):
 
     def _log_warmup(self, runner: Any, seconds: float) -> None:
         compiling = self._compile_watch.compile_seconds() if self._compile_watch is not None else None
-        spent = f"compiling took {compiling:.1f} s of" if compiling else "compiling is most of"
+        spent = f"compiling took {compiling:.1f} s of" if compiling is not None else "compiling is part of"
         runner.logger.info(
             f"torch.compile: {spent} the first iteration's {seconds:.1f} s; that iteration is left out "
             "of time and eta"

@@ -166,7 +166,7 @@ def revise_state_dict_keys(state_dict: dict, revise_keys: Sequence[tuple[str, st
 def strip_compile_levels(state_dict: dict) -> OrderedDict:
     """A copy of ``state_dict`` without the ``_orig_mod.`` levels that ``torch.compile(model)``
     puts in its keys (``_orig_mod.fc.weight`` -> ``fc.weight``, ``backbone._orig_mod.conv.weight``
-    -> ``backbone.conv.weight``); ``_metadata`` is kept."""
+    -> ``backbone.conv.weight``); the module names of its ``_metadata`` are renamed alike."""
     stripped = OrderedDict((_COMPILED_LEVEL.sub("", key), value) for key, value in state_dict.items())
     metadata = getattr(state_dict, "_metadata", None)
     if metadata is not None:
