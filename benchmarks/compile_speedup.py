@@ -58,7 +58,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--iters", type=int, default=100, help="iterations per timed block")
     parser.add_argument("--rounds", type=int, default=5, help="timed blocks per variant")
+    parser.add_argument("--threads", type=int, help="torch's intra-op threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        # On a shared machine, two threads per process spin against other jobs' threads.
+        torch.set_num_threads(args.threads)
 
     cfg = Config.fromfile(args.config)
     if args.no_amp:
