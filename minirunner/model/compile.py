@@ -179,7 +179,8 @@ class CompileWatch:
     def __init__(self) -> None:
         self._since_us = time.time_ns() // 1000
         self._breaks_before = _dynamo_counter("graph_break")
-        self._frames_before = _dynamo_counter("frames")["ok"]
+        self._counters = _dynamo_counters()  # read every iteration: looked up, not copied
+        self._frames_before = self._frames_ok()
 
     def compile_seconds(self) -> float | None:
         """Seconds spent compiling (forward and backward graphs) so far, or None if unknown."""
@@ -195,7 +196,10 @@ class CompileWatch:
 
     def frames_compiled(self) -> int:
         """How many Python frames dynamo compiled since the watch started (recompiles count)."""
-        return _dynamo_counter("frames")["ok"] - self._frames_before
+        return self._frames_ok() - self._frames_before
+
+    def _frames_ok(self) -> int:
+        return self._counters.get("frames", {}).get("ok", 0)
 
     def graph_breaks(self) -> dict[str, int]:
         """Each graph-break reason dynamo met since the watch started, with how often."""
@@ -234,13 +238,18 @@ class CompileWatch:
         return [m for m in metrics if (getattr(m, "start_time_us", None) or 0) >= self._since_us]
 
 
-def _dynamo_counter(name: str) -> Counter:
-    """A copy of dynamo's counter ``name`` (empty where this torch has none)."""
+def _dynamo_counters() -> dict:
+    """Dynamo's counters (a dict of Counters; empty where this torch has none)."""
     try:
         from torch._dynamo.utils import counters
     except ImportError:
-        return Counter()
-    return Counter(counters.get(name, {}))
+        return {}
+    return counters
+
+
+def _dynamo_counter(name: str) -> Counter:
+    """A copy of dynamo's counter ``name``."""
+    return Counter(_dynamo_counters().get(name, {}))
 
 
 def _one_line(reason: str) -> str:
