@@ -59,7 +59,7 @@ def compile_options(value: Any) -> dict[str, Any] | None:
                 f"Accepted: {quoted_list(COMPILE_KEYS)}",
                 key=f"compile.{key}",
             )
-    backend = options.get("backend", "inductor")
+    backend = options.get("backend") or "inductor"
     if isinstance(backend, str):
         known = torch.compiler.list_backends(exclude_tags=())
         if backend not in known:
@@ -150,7 +150,7 @@ def _without_global_headers(options: dict[str, Any]) -> dict[str, Any]:
     """``options`` with inductor's precompiled C++ headers turned off: inductor keeps them in
     ``/tmp/torchinductor_<user>`` whatever its cache folder. A ``mode`` becomes the inductor
     settings it stands for, since torch.compile takes ``mode`` or ``options``, not both."""
-    backend = options.get("backend", "inductor")
+    backend = options.get("backend") or "inductor"
     if backend != "inductor" or "cpp_cache_precompile_headers" in (options.get("options") or {}):
         return options
     options = dict(options)
