@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from minirunner.dist import get_world_size, is_distributed, is_main_process
+from minirunner.model.compile import compile_if_configured
 from minirunner.model.wrappers import wrap_distributed
 from minirunner.registry import LOG_PROCESSORS, LOOPS, MODELS, VISUALIZERS, config_key
 from minirunner.utils import ConfigError
@@ -58,7 +59,8 @@ class BuildersMixin:
         return model
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
-        """Compile the model if asked, and wrap it for distributed training under torchrun.
+        """Wrap the model for distributed training under torchrun, then compile its forward
+        if the config's ``compile`` asks (see :func:`~minirunner.model.compile.compile_options`).
 
         Outside a process group, every ``SyncBatchNorm`` is turned back into a plain
         BatchNorm layer (it cannot run there), as in MMEngine. Under torchrun the wrapper
@@ -71,17 +73,15 @@ class BuildersMixin:
         if not is_distributed() and any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
             self.logger.info("not distributed: SyncBatchNorm layers are reverted to BatchNorm layers")
             model = revert_sync_batchnorm(model)
-        if cfg.get("compile"):
-            compile_cfg = cfg["compile"] if isinstance(cfg["compile"], dict) else {}
-            model = torch.compile(model, **compile_cfg)
-        if not is_distributed():
-            return model
-        return wrap_distributed(
-            model,
-            cfg.get("model_wrapper_cfg"),
-            find_unused_parameters=cfg.get("find_unused_parameters"),
-            sync_bn=cfg.get("sync_bn"),
-        )
+        if is_distributed():
+            model = wrap_distributed(
+                model,
+                cfg.get("model_wrapper_cfg"),
+                find_unused_parameters=cfg.get("find_unused_parameters"),
+                sync_bn=cfg.get("sync_bn"),
+            )
+        # After wrapping, in place: see minirunner.model.compile.
+        return compile_if_configured(model, cfg.get("compile"), self._work_dir)
 
     @_RunnerOrStatic
     def build_dataloader(runner: Any, dataloader: Any, seed: Any = _RUN_SEED, diff_rank_seed: Any = None) -> Any:

@@ -31,11 +31,16 @@ from minirunner.model.wrappers import is_model_wrapper
 __all__ = [
     "RemoteCheckpointError", "find_latest_checkpoint", "get_state_dict", "load_checkpoint",
     "load_state_dict", "local_checkpoint_path", "revise_state_dict_keys", "save_checkpoint",
-    "weights_to_cpu",
+    "strip_compile_levels", "weights_to_cpu",
 ]
 
 # MMEngine's default: strip the ``module.`` that DataParallel/DDP put in front of every key.
 DEFAULT_REVISE_KEYS: list[tuple[str, str]] = [(r"^module\.", "")]
+
+# The ``_orig_mod.`` that a model wrapped by ``torch.compile(model)`` puts in front of its keys
+# (at any depth, when a submodule was compiled). Our runner compiles in place and never writes
+# it; files from other tools may hold it.
+_COMPILED_LEVEL = re.compile(r"(?:^|(?<=\.))_orig_mod\.")
 
 
 class RemoteCheckpointError(CheckpointError, ValueError):
@@ -110,6 +115,7 @@ def load_state_dict(module: nn.Module, state_dict: dict, strict: bool = False, l
     """
     while _is_wrapper(module):
         module = module.module
+    state_dict = strip_compile_levels(state_dict)
     own = get_state_dict(module, keep_vars=True)
     loadable, mismatched = OrderedDict(), {}
     for key, value in state_dict.items():
@@ -144,15 +150,30 @@ def load_state_dict(module: nn.Module, state_dict: dict, strict: bool = False, l
 
 def revise_state_dict_keys(state_dict: dict, revise_keys: Sequence[tuple[str, str]]) -> OrderedDict:
     """Rename every key with each ``(pattern, replacement)`` of ``revise_keys`` in turn
-    (``re.sub``); ``_metadata`` is kept."""
+    (``re.sub``), after taking out the ``_orig_mod.`` levels of a ``torch.compile`` wrapper
+    (so ``_orig_mod.module.x`` meets the default ``^module\\.`` pattern as ``module.x``);
+    ``_metadata`` is kept."""
     metadata = getattr(state_dict, "_metadata", None)
-    revised = OrderedDict(state_dict)
+    revised = strip_compile_levels(state_dict)
     for pattern, replacement in revise_keys:
         compiled = re.compile(pattern)
         revised = OrderedDict((compiled.sub(replacement, key), value) for key, value in revised.items())
     if metadata is not None:
         revised._metadata = metadata  # type: ignore[attr-defined]
     return revised
+
+
+def strip_compile_levels(state_dict: dict) -> OrderedDict:
+    """A copy of ``state_dict`` without the ``_orig_mod.`` levels that ``torch.compile(model)``
+    puts in its keys (``_orig_mod.fc.weight`` -> ``fc.weight``, ``backbone._orig_mod.conv.weight``
+    -> ``backbone.conv.weight``); the module names of its ``_metadata`` are renamed alike."""
+    stripped = OrderedDict((_COMPILED_LEVEL.sub("", key), value) for key, value in state_dict.items())
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:
+        stripped._metadata = OrderedDict(  # type: ignore[attr-defined]
+            (_COMPILED_LEVEL.sub("", key + ".").rstrip(".") if key else key, value) for key, value in metadata.items()
+        )
+    return stripped
 
 
 def load_checkpoint(
