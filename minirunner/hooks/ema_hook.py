@@ -46,7 +46,9 @@ class EMAHook(Hook):
     ``steps`` counts the updates since averaging began. The first update copies the
     weights; averaging starts with the second. Until ``begin_iter`` iterations (or
     ``begin_epoch`` epochs, counted from 1) have started, the average simply follows the
-    weights, so it starts from the weights the model has when averaging begins.
+    weights, so it starts from the weights the model has when averaging begins. After an
+    optimizer step skipped for a non-finite loss (``optim_wrapper.nonfinite``, action
+    ``'skip'``) the average holds, as the iteration schedulers do.
 
     Validation and test run with the averaged weights: they are swapped into the model
     before the epoch and swapped back after it, restoring the training weights exactly.

@@ -51,7 +51,7 @@ class ParamSchedulerHook(Hook):
         self._holding = []
         if skip_guards(runner.optim_wrapper):
             for scheduler in self._by_iter:
-                guards = skip_guards(wrapper_of(scheduler.optimizer))
+                guards = skip_guards(wrapper_of(getattr(scheduler, "optimizer", None)))
                 self._holding.append((scheduler, guards[0] if guards else None))
         self._sorted = True
 
@@ -65,7 +65,9 @@ class ParamSchedulerHook(Hook):
         ):
             if self._sorted and not schedulers:
                 handlers.pop(event, None)
-        if self._holding and "after_train_iter" in handlers:
+        # A subclass's own after_train_iter is kept as it is.
+        if self._holding and "after_train_iter" in handlers and \
+                type(self).after_train_iter is ParamSchedulerHook.after_train_iter:
             handlers["after_train_iter"] = self._after_train_iter_holding
         return handlers
 
