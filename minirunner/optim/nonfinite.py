@@ -205,7 +205,7 @@ def check_logged_losses(runner: Any) -> None:
     ``nonfinite`` action is ``'raise'``. Under torchrun every rank must call it at the same
     point (the logger and checkpoint saves do); all ranks then raise together.
     """
-    guards = guards_of(runner.optim_wrapper)
+    guards = guards_of(getattr(runner, "optim_wrapper", None))
     if not guards or any(guard.action != "raise" for guard in guards):
         return
     guard = guards[0]
