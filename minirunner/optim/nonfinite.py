@@ -118,6 +118,11 @@ class NonFiniteGuard:
                 )
         return cls(**cfg)
 
+    def start_at(self, iteration: int) -> None:
+        """Training starts (or resumes) at 0-based ``iteration``: the losses of earlier
+        iterations, restored with the message hub, are not this run's to check."""
+        self._checked_through = iteration - 1
+
     # ------------------------------------------------------------------ 'skip'
     def watch(self, loss: torch.Tensor) -> None:
         """Note this iteration's (unscaled) loss; called before its backward."""

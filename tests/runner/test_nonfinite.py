@@ -266,3 +266,16 @@ def test_train_tool_exits_1_with_one_line(tmp_path, capsys, monkeypatch):
     assert not list(work.glob("*.pth"))
     log = next(work.glob("*/*.log")).read_text()
     assert "Traceback" in log and "NonFiniteLossError" in log
+
+
+def test_a_resumed_run_checks_only_its_own_iterations(tmp_path):
+    # The first run skipped a NaN (its history in the checkpoint's message hub holds it); the
+    # resumed run, with the default 'raise', must not stop for that old value.
+    first = Runner(**run_cfg(tmp_path, 24, nan_at={2}, nonfinite=dict(action="skip"),
+                             default_hooks=dict(checkpoint=dict(interval=1))))
+    first.train()
+    assert first.optim_wrapper.nonfinite.skipped == 1
+    resumed = Runner(**run_cfg(tmp_path, 24, train_cfg=dict(max_epochs=2), resume=True,
+                               default_hooks=dict(checkpoint=dict(interval=1))))
+    resumed.train()
+    assert resumed.iter == 12 and (tmp_path / "epoch_2.pth").exists()

@@ -322,6 +322,7 @@ class OptimWrapper:
             )
         counts = self._accumulative_counts
         self._inner_count = init_counts
+        self.nonfinite.start_at(init_counts)
         self._max_counts = max_counts
         self._remainder_counts = max_counts % counts
         self._full_windows_end = max_counts - self._remainder_counts
