@@ -188,7 +188,7 @@ class NonFiniteGuard:
 def guards_of(optim_wrapper: Any) -> list[NonFiniteGuard]:
     """The guards of a built optim wrapper (one per wrapper of an ``OptimWrapperDict``);
     empty for a config dict, None, or a wrapper class without one."""
-    if optim_wrapper is None or isinstance(optim_wrapper, Mapping):
+    if optim_wrapper is None or isinstance(optim_wrapper, dict):  # not built yet: a config
         return []
     wrappers = optim_wrapper.values() if hasattr(optim_wrapper, "values") else [optim_wrapper]
     return [guard for guard in (getattr(w, "nonfinite", None) for w in wrappers) if isinstance(guard, NonFiniteGuard)]

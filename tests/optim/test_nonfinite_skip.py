@@ -104,3 +104,15 @@ def test_fp16_scaler_skips_are_its_own_and_are_logged(tmp_path):
     lines = [line for line in log.splitlines() if "loss scaler: skipped" in line]
     assert lines and f"({wrapper.skipped_steps} in all)" in lines[-1]
     assert sum(int(line.split("skipped ")[1].split(" ")[0]) for line in lines) == wrapper.skipped_steps
+
+
+def test_each_wrapper_of_a_dict_has_its_own_guard():
+    from minirunner.optim.nonfinite import guards_of, skip_guards
+    from minirunner.optim.wrappers import OptimWrapperDict
+
+    skipping = OptimWrapper(torch.optim.SGD(_model().parameters(), lr=0.1), nonfinite="skip")
+    raising = OptimWrapper(torch.optim.SGD(_model().parameters(), lr=0.1))
+    wrappers = OptimWrapperDict(gen=skipping, disc=raising)
+    assert guards_of(wrappers) == [skipping.nonfinite, raising.nonfinite]
+    assert skip_guards(wrappers) == [skipping.nonfinite]
+    assert guards_of(dict(optimizer=dict(type="SGD"))) == []  # a config, not built yet
