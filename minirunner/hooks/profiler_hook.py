@@ -185,18 +185,18 @@ class ProfilerHook(Hook):
             return
         self.profiler.step()
         if not self.by_epoch and runner.iter + 1 >= self._end:
-            self._close(runner)
+            self._close()
 
     def after_train_epoch(self, runner: Any) -> None:
         if self.profiler is not None and self.by_epoch and runner.epoch + 1 >= self._end:
-            self._close(runner)
+            self._close()
 
     def after_train(self, runner: Any) -> None:
         # Training ended inside the window (stopped early): keep what was recorded.
         if self.profiler is not None:
-            self._close(runner)
+            self._close()
 
-    def _close(self, runner: Any) -> None:
+    def _close(self) -> None:
         profiler, self.profiler = self.profiler, None
         profiler.__exit__(None, None, None)  # calls _trace_ready for the last recording
 
