@@ -148,7 +148,7 @@ def _dry_run_in(cfg: Config) -> None:
     runner.logger.info(f"dry run finished: {ran} ran; nothing was saved")
 
 
-def report_disk_full(runner: Any, error: BaseException) -> None:
+def report_one_line(runner: Any, error: BaseException) -> None:
     """One ERROR line on the console (and in the log); the traceback in the log file only."""
     import logging
     import traceback
@@ -176,13 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         from minirunner.runner import Runner
 
         from minirunner.checkpoint import DiskFullError
+        from minirunner.optim.nonfinite import NonFiniteLossError
 
         runner_cls = RUNNERS.get(cfg["runner_type"]) if cfg.get("runner_type") else Runner
         runner = (runner_cls or Runner).from_cfg(cfg)
         try:
             runner.train()
-        except DiskFullError as error:
-            report_disk_full(runner, error)
+        except (DiskFullError, NonFiniteLossError) as error:  # errors we diagnose ourselves
+            report_one_line(runner, error)
             return 1
     except Exception as error:
         # A bad config or checkpoint gets one line that says what to fix; anything else

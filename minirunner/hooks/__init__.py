@@ -8,6 +8,7 @@ from .iter_timer_hook import IterTimerHook
 from .logger_hook import LoggerHook
 from .param_scheduler_hook import ParamSchedulerHook
 from .prepare_tta_hook import PrepareTTAHook
+from .profiler_hook import ProfilerHook
 from .priority import PRIORITIES, get_priority
 from .progress_bar_hook import ProgressBarHook
 from .runtime_info_hook import RuntimeInfoHook
@@ -17,6 +18,6 @@ from .sync_buffer_hook import SyncBuffersHook
 __all__ = [
     "EVENTS", "Hook", "PRIORITIES", "get_priority", "CheckpointHook", "DistSamplerSeedHook",
     "EarlyStoppingHook", "EMAHook",
-    "IterTimerHook", "LoggerHook", "ParamSchedulerHook", "PrepareTTAHook", "ProgressBarHook",
+    "IterTimerHook", "LoggerHook", "ParamSchedulerHook", "PrepareTTAHook", "ProfilerHook", "ProgressBarHook",
     "RuntimeInfoHook", "SyncBuffersHook",
 ]

@@ -17,6 +17,7 @@ from minirunner.model.averaged_model import (
 )
 from minirunner.model.base_tta_model import BaseTTAModel
 from minirunner.model.wrappers import is_model_wrapper
+from minirunner.optim.nonfinite import skip_guards
 from minirunner.registry import HOOKS, MODELS
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
@@ -45,7 +46,9 @@ class EMAHook(Hook):
     ``steps`` counts the updates since averaging began. The first update copies the
     weights; averaging starts with the second. Until ``begin_iter`` iterations (or
     ``begin_epoch`` epochs, counted from 1) have started, the average simply follows the
-    weights, so it starts from the weights the model has when averaging begins.
+    weights, so it starts from the weights the model has when averaging begins. After an
+    optimizer step skipped for a non-finite loss (``optim_wrapper.nonfinite``, action
+    ``'skip'``) the average holds, as the iteration schedulers do.
 
     Validation and test run with the averaged weights: they are swapped into the model
     before the epoch and swapped back after it, restoring the training weights exactly.
@@ -108,6 +111,8 @@ class EMAHook(Hook):
         self.src_model: nn.Module | None = None  # the (unwrapped) model being trained
         self.ema_model: BaseAveragedModel | None = None  # built in before_run
         self._swapped = False  # True while the model holds the averaged weights
+        # Guards of optim wrappers that skip non-finite steps: the average holds after a skip.
+        self._skip_guards: list[Any] = []
 
     @property
     def steps(self) -> int:
@@ -121,6 +126,7 @@ class EMAHook(Hook):
         A second run on the same model (``runner.test()`` after ``runner.train()``)
         keeps the averages it has.
         """
+        self._skip_guards = skip_guards(getattr(runner, "optim_wrapper", None))
         model = self._unwrap(runner.model)
         if self.ema_model is not None and model is self.src_model:
             self.ema_model._bind(model)
@@ -158,6 +164,19 @@ class EMAHook(Hook):
             ema_model.update_parameters(self.src_model)
         else:
             ema_model._follow(self.src_model)
+
+    def event_handlers(self) -> dict[str, Any]:
+        """After a step skipped for a non-finite loss, the average holds (see ``before_run``)."""
+        handlers = super().event_handlers()
+        if self._skip_guards and "after_train_iter" in handlers:
+            handlers["after_train_iter"] = self._after_train_iter_holding
+        return handlers
+
+    def _after_train_iter_holding(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None
+    ) -> None:
+        if not any(guard.holding() for guard in self._skip_guards):
+            self.after_train_iter(runner, batch_idx, data_batch, outputs)
 
     def before_val_epoch(self, runner: Any) -> None:
         """Put the averaged weights into the model for validation."""

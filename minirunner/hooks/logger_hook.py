@@ -12,6 +12,7 @@ import torch
 
 from minirunner.dist import is_main_process
 from minirunner.logging.summary import collect_env, format_environment, format_param_groups
+from minirunner.optim.nonfinite import check_logged_losses
 from minirunner.registry import HOOKS
 from minirunner.utils import ConfigError
 
@@ -28,6 +29,11 @@ class LoggerHook(Hook):
     scalars go to ``runner.visualizer`` (``vis_data/scalars.json`` by default). At the start
     of a run it logs the environment (versions, device, world size, seed) and the full
     config, and when training starts, the optimizer's parameter groups.
+
+    At each training log line it also checks that the losses logged since the previous
+    one are finite (``optim_wrapper.nonfinite``, default ``'raise'``: see
+    :func:`minirunner.optim.nonfinite.check_logged_losses`), and reports the steps an fp16
+    loss scaler skipped since then.
 
     Args:
         interval: log every this many training (and val/test) iterations.
@@ -70,6 +76,10 @@ class LoggerHook(Hook):
         self._done = 0
         self._next = 0
         self._env_logged = False
+        # (log name, wrapper) of each optimizer wrapper with a loss scaler, and the skipped
+        # steps already reported (both set in before_train; empty without fp16).
+        self._scalers: list[tuple[str, Any]] = []
+        self._scaler_skips_reported: list[int] = []
 
     # ------------------------------------------------------------------ start of a run
     def before_run(self, runner: Any) -> None:
@@ -98,6 +108,8 @@ class LoggerHook(Hook):
             runner.logger.info("Parameter groups:\n" + table)
             for line in _what_the_run_does(runner):
                 runner.logger.info(line)
+        self._scalers = _loss_scalers(runner.optim_wrapper)
+        self._scaler_skips_reported = [wrapper.skipped_steps for _, wrapper in self._scalers]
 
     # ------------------------------------------------------------------ training
     def before_train_epoch(self, runner: Any) -> None:
@@ -131,7 +143,27 @@ class LoggerHook(Hook):
             tag, line = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
             runner.logger.info(line)
             runner.visualizer.add_scalars(tag, step=done, global_iter=done)
+            if self._scalers:
+                self._report_scaler_skips(runner)
+            # The line above converted the logged losses to numbers: checking them is free.
+            check_logged_losses(runner)
         self._next = self._plan(runner, done, inner)
+
+    def _report_scaler_skips(self, runner: Any) -> None:
+        """A line when an fp16 loss scaler skipped steps (inf/NaN gradients) since the last one."""
+        for index, (name, wrapper) in enumerate(self._scalers):
+            total = wrapper.skipped_steps
+            new = total - self._scaler_skips_reported[index]
+            if new:
+                self._scaler_skips_reported[index] = total
+                runner.logger.info(
+                    f"{name}loss scaler: skipped {new} step(s) with inf/NaN gradients since the previous "
+                    f"line ({total} in all); loss scale now {wrapper.loss_scaler.get_scale():g}"
+                )
+
+    def after_train(self, runner: Any) -> None:
+        # Losses of the last iterations after the final log line (and without a final checkpoint).
+        check_logged_losses(runner)
 
     def _plan(self, runner: Any, done: int, inner: int) -> int:
         """The next iteration count (``runner.iter + 1``) at which a line may be due."""
@@ -233,6 +265,18 @@ def _what_the_run_does(runner: Any) -> list[str]:
     if any(type(hook).__name__ == "EMAHook" for hook in runner.hooks):
         lines.append("validation and test use the EMA weights (EMAHook)")
     return lines
+
+
+def _loss_scalers(optim_wrapper: Any) -> list[tuple[str, Any]]:
+    """(name prefix, wrapper) of each built optimizer wrapper that has a loss scaler."""
+    if optim_wrapper is None or isinstance(optim_wrapper, dict):
+        return []
+    named = optim_wrapper.items() if hasattr(optim_wrapper, "items") else [("", optim_wrapper)]
+    return [
+        (f"{name}: " if name else "", wrapper)
+        for name, wrapper in named
+        if getattr(wrapper, "loss_scaler", None) is not None and hasattr(wrapper, "skipped_steps")
+    ]
 
 
 def _runtime_env(runner: Any) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+from minirunner.optim.nonfinite import skip_guards
+from minirunner.optim.scheduler.step_order import wrapper_of
 from minirunner.registry import HOOKS
 
 from .hook import Hook
@@ -22,6 +24,8 @@ class ParamSchedulerHook(Hook):
     """Steps iteration schedulers after each iteration and epoch schedulers after each epoch.
 
     Schedulers that need metrics (``ReduceOnPlateau*``) step after validation instead.
+    With ``optim_wrapper.nonfinite=dict(action='skip')``, an iteration scheduler holds
+    while its optimizer wrapper's guard says so, after a skipped step.
     """
 
     priority = "LOW"
@@ -30,6 +34,8 @@ class ParamSchedulerHook(Hook):
         self._by_iter: list[Any] = []
         self._by_epoch: list[Any] = []
         self._by_metrics: list[Any] = []
+        # (scheduler, guard) for iteration schedulers of wrappers that skip non-finite steps.
+        self._holding: list[tuple[Any, Any]] = []
         self._sorted = False  # until before_run sees the built schedulers, keep every event
 
     def before_run(self, runner: Any) -> None:
@@ -42,6 +48,11 @@ class ParamSchedulerHook(Hook):
                 self._by_epoch.append(scheduler)
             else:
                 self._by_iter.append(scheduler)
+        self._holding = []
+        if skip_guards(runner.optim_wrapper):
+            for scheduler in self._by_iter:
+                guards = skip_guards(wrapper_of(getattr(scheduler, "optimizer", None)))
+                self._holding.append((scheduler, guards[0] if guards else None))
         self._sorted = True
 
     def event_handlers(self) -> dict[str, Callable[..., None]]:
@@ -54,11 +65,22 @@ class ParamSchedulerHook(Hook):
         ):
             if self._sorted and not schedulers:
                 handlers.pop(event, None)
+        # A subclass's own after_train_iter is kept as it is.
+        if self._holding and "after_train_iter" in handlers and \
+                type(self).after_train_iter is ParamSchedulerHook.after_train_iter:
+            handlers["after_train_iter"] = self._after_train_iter_holding
         return handlers
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None) -> None:
         for scheduler in self._by_iter:
             scheduler.step()
+
+    def _after_train_iter_holding(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None
+    ) -> None:
+        for scheduler, guard in self._holding:
+            if guard is None or not guard.holding():
+                scheduler.step()
 
     def after_train_epoch(self, runner: Any) -> None:
         for scheduler in self._by_epoch:

@@ -21,6 +21,7 @@ from minirunner.checkpoint import (
     write_last_checkpoint,
 )
 from minirunner.model.wrappers import is_model_wrapper
+from minirunner.optim.nonfinite import check_logged_losses
 
 from .checkpoint_helpers import DEFAULT_REVISE_KEYS, local_checkpoint_path, revise_state_dict_keys
 from .randomness import get_rng_state, set_rng_state
@@ -131,7 +132,13 @@ class CheckpointMixin:
                 training and :func:`~minirunner.checkpoint.wait_for_checkpoint_writes`
                 wait for them).
             then: called once the file is safely in place (e.g. to delete old files).
+
+        Raises:
+            NonFiniteLossError: a loss logged since the last check is NaN or infinite
+                (``optim_wrapper.nonfinite``, default 'raise'): the weights are broken and
+                nothing is written.
         """
+        check_logged_losses(self)
         epoch, iteration = (self.epoch + 1, self.iter) if by_epoch else (self.epoch, self.iter + 1)
         # A caller saving between iterations (the best checkpoint, after validation; a
         # signal) passes the counters in meta, as in the reference; the loop state follows.

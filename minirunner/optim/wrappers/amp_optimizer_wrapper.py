@@ -148,7 +148,9 @@ class AmpOptimWrapper(OptimWrapper):
 
         With a scaler, a step whose gradients hold inf/NaN is skipped (the parameters do
         not change), counted in :attr:`skipped_steps` and flagged in
-        :attr:`last_step_skipped`; the dynamic scale then shrinks.
+        :attr:`last_step_skipped`; the dynamic scale then shrinks. The logger reports
+        these skips. A step that ``nonfinite=dict(action='skip')`` skips for a non-finite
+        loss leaves the scale and these counters as they were.
         """
         scaler = self.loss_scaler
         if scaler is None:
@@ -157,6 +159,12 @@ class AmpOptimWrapper(OptimWrapper):
         if self.clipper is not None:
             scaler.unscale_(self.optimizer)
             self._clip_grad()
+        # nonfinite='skip' looks at the loss only: inf/NaN gradients of a finite loss are
+        # the scaler's to skip, as in the reference (the scale shrinks, schedulers go on).
+        if self._skip_guard is not None and self._skip_guard.skips_step(self._inner_count, None):
+            # The scale holds; update() with it only forgets this step's unscale_.
+            scaler.update(scaler.get_scale())
+            return
         self._optimizer_stepped = False
         # GradScaler.step already reads the inf/NaN flag on the host, so knowing whether
         # it stepped costs no extra synchronisation.

@@ -15,6 +15,7 @@ from minirunner.logging import print_log
 from minirunner.registry import OPTIM_WRAPPERS
 from minirunner.utils import ConfigError
 
+from ..nonfinite import NonFiniteGuard
 from ..scheduler.step_order import WRAPPER_ATTR
 from .grad_clip import GradClipper
 
@@ -42,11 +43,19 @@ class OptimWrapper:
         clip_grad: clip gradients before each step. ``dict(max_norm=35, norm_type=2)``
             clips by total norm (``type='norm'``); ``dict(type='value', clip_value=0.5)``
             or ``dict(clip_value=0.5)`` clips each element. The dict is not modified.
+        nonfinite: what to do when a loss turns NaN or infinite: ``dict(action='raise')``
+            (the default, also None: the run stops at the next log line or checkpoint save,
+            naming the first bad iteration, at no cost per iteration),
+            ``dict(action='skip', max_consecutive=10)`` (check every step, one host sync
+            each: skip a step whose loss or clipped gradient norm is not finite and drop its
+            gradients) or ``'off'``. See :mod:`minirunner.optim.nonfinite`.
 
     Attributes:
         grad_norm: the total gradient norm before clipping, as a 0-dim tensor, from the
             last iteration that stepped with clipping by norm (None before that). It stays
             on the device; convert it (``float(wrapper.grad_norm)``) only when you log.
+        nonfinite: the :class:`~minirunner.optim.nonfinite.NonFiniteGuard` built from
+            ``nonfinite`` (its ``skipped`` counts the steps skipped).
         base_param_settings: when the optimizer has several param groups, a group-like
             dict holding the optimizer's default hyper-parameters. It is listed last in
             :attr:`param_groups`, so schedulers update it too and ``get_lr()['base_lr']``
@@ -74,6 +83,7 @@ class OptimWrapper:
         optimizer: torch.optim.Optimizer,
         accumulative_counts: int = 1,
         clip_grad: Mapping[str, Any] | None = None,
+        nonfinite: Mapping[str, Any] | str | None = None,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             hint = (
@@ -95,6 +105,12 @@ class OptimWrapper:
         self.optimizer = optimizer
         self.clipper: GradClipper | None = None if clip_grad is None else GradClipper(clip_grad)
         self.grad_norm: torch.Tensor | None = None
+        self.nonfinite = NonFiniteGuard.from_cfg(nonfinite)
+        # Only 'skip' acts inside the step; it leaves the inline path (which has no check).
+        self._skip_guard: NonFiniteGuard | None = None
+        if self.nonfinite.action == "skip":
+            self._skip_guard = self.nonfinite
+            self._own_steps = False
 
         self._accumulative_counts = accumulative_counts
         self._inner_count = 0
@@ -133,6 +149,8 @@ class OptimWrapper:
             if self._own_steps:
                 self._update_params_inline(loss, step_kwargs, zero_kwargs)
                 return
+            if self._skip_guard is not None:
+                self._skip_guard.watch(loss)
             self.backward(self.scale_loss(loss))
         except (RuntimeError, AttributeError, TypeError) as error:
             # Checked only on failure: the check costs time on every iteration otherwise.
@@ -184,9 +202,19 @@ class OptimWrapper:
         self._inner_count += 1
 
     def step(self, **kwargs: Any) -> None:
-        """Clip the gradients if configured, then call ``optimizer.step(**kwargs)``."""
+        """Clip the gradients if configured, then call ``optimizer.step(**kwargs)``.
+
+        With ``nonfinite=dict(action='skip')`` the step is skipped when the window's loss
+        or the gradient norm clipping computed is not finite (:meth:`zero_grad` then drops
+        the gradients).
+        """
+        norm_before = self.grad_norm
         if self.clipper is not None:
             self._clip_grad()
+        if self._skip_guard is not None:
+            fresh_norm = self.grad_norm if self.grad_norm is not norm_before else None
+            if self._skip_guard.skips_step(self._inner_count, fresh_norm):
+                return
         self.optimizer.step(**kwargs)
 
     def zero_grad(self, **kwargs: Any) -> None:
@@ -294,6 +322,7 @@ class OptimWrapper:
             )
         counts = self._accumulative_counts
         self._inner_count = init_counts
+        self.nonfinite.start_at(init_counts)
         self._max_counts = max_counts
         self._remainder_counts = max_counts % counts
         self._full_windows_end = max_counts - self._remainder_counts
