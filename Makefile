@@ -39,7 +39,7 @@ bench: setup
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) work_dirs .pytest_cache
+	rm -rf $(VENV) .venv-* site work_dirs .pytest_cache
 
 # Each extra environment (vision, trackers, fsdp, docs) has its own file of targets in mk/.
 include $(wildcard mk/*.mk)
