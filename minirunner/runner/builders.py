@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from minirunner.dist import get_world_size, is_distributed, is_main_process
-from minirunner.model.wrappers import wrap_distributed
 from minirunner.registry import LOG_PROCESSORS, LOOPS, MODELS, VISUALIZERS, config_key
 from minirunner.utils import ConfigError
 
@@ -53,19 +52,34 @@ class BuildersMixin:
             model = MODELS.build(model)
         if not isinstance(model, nn.Module):
             raise ConfigError(f"the model must be an nn.Module or its config, got {type(model).__name__}")
-        if torch.cuda.is_available():
-            model = model.to(torch.device("cuda", torch.cuda.current_device()))
+        device = self.strategy.model_device()
+        if device is not None:
+            model = model.to(device)
         return model
 
+    def build_strategy(self, strategy: Any) -> Any:
+        """Build the run's strategy (see :func:`minirunner.strategy.build_strategy`): the
+        config's ``strategy``, else DDP under torchrun (configured by ``model_wrapper_cfg``,
+        ``find_unused_parameters`` and ``sync_bn``), else one process."""
+        from minirunner.strategy import build_strategy
+
+        cfg = self.cfg if self.cfg is not None else {}
+        return build_strategy(
+            strategy,
+            cfg.get("model_wrapper_cfg"),
+            find_unused_parameters=cfg.get("find_unused_parameters"),
+            sync_bn=cfg.get("sync_bn"),
+        )
+
     def wrap_model(self, model: nn.Module) -> nn.Module:
-        """Compile the model if asked, and wrap it for distributed training under torchrun.
+        """Compile the model if asked, and let the strategy wrap or shard it.
 
         Outside a process group, every ``SyncBatchNorm`` is turned back into a plain
-        BatchNorm layer (it cannot run there), as in MMEngine. Under torchrun the wrapper
-        follows ``model_wrapper_cfg``, ``find_unused_parameters`` and ``sync_bn`` (see
-        :func:`~minirunner.model.wrappers.wrap_distributed`); without ``model_wrapper_cfg``
-        it is the reference's default, ``MiniDistributedDataParallel`` without buffer
-        broadcasts.
+        BatchNorm layer (it cannot run there), as in MMEngine. Under torchrun the default
+        strategy, DDP, follows ``model_wrapper_cfg``, ``find_unused_parameters`` and
+        ``sync_bn`` (see :func:`~minirunner.model.wrappers.wrap_distributed`); without
+        ``model_wrapper_cfg`` it is the reference's default, ``MiniDistributedDataParallel``
+        without buffer broadcasts. ``strategy=dict(type='FSDPStrategy', ...)`` shards it.
         """
         cfg = self.cfg if self.cfg is not None else {}
         if not is_distributed() and any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
@@ -74,14 +88,7 @@ class BuildersMixin:
         if cfg.get("compile"):
             compile_cfg = cfg["compile"] if isinstance(cfg["compile"], dict) else {}
             model = torch.compile(model, **compile_cfg)
-        if not is_distributed():
-            return model
-        return wrap_distributed(
-            model,
-            cfg.get("model_wrapper_cfg"),
-            find_unused_parameters=cfg.get("find_unused_parameters"),
-            sync_bn=cfg.get("sync_bn"),
-        )
+        return self.strategy.wrap(model)
 
     @_RunnerOrStatic
     def build_dataloader(runner: Any, dataloader: Any, seed: Any = _RUN_SEED, diff_rank_seed: Any = None) -> Any:
