@@ -191,13 +191,23 @@ def load_sharded_tensors(state: dict, path: str, process_group: Any = None) -> N
     import torch.distributed as torch_dist
     import torch.distributed.checkpoint as dcp
 
-    dcp.load(
-        state,
-        storage_reader=_safe_reader(path),
-        planner=_weights_only_planner(),
-        process_group=process_group,
-        no_dist=not torch_dist.is_initialized(),
-    )
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    read_metadata(path)  # refused here, before DCP wraps the error in its own
+    try:
+        dcp.load(
+            state,
+            storage_reader=_safe_reader(path),
+            planner=_weights_only_planner(),
+            process_group=process_group,
+            no_dist=not torch_dist.is_initialized(),
+        )
+    except CheckpointException as error:
+        for failure in error.failures.values():
+            original = failure[0] if isinstance(failure, tuple) else failure
+            if isinstance(original, CheckpointError):
+                raise original from None
+        raise
 
 
 def save_checkpoint_dir(
@@ -226,7 +236,8 @@ def save_checkpoint_dir(
     _COMMITS.wait()  # one save at a time: the pointer never goes back to an older one
     path = os.path.abspath(path)
     folder, name = os.path.split(path)
-    rank = torch_dist.get_rank(process_group)
+    distributed = torch_dist.is_initialized()
+    rank = torch_dist.get_rank(process_group) if distributed else 0
     temporary = None
     if rank == 0:
         os.makedirs(folder, exist_ok=True)
@@ -238,15 +249,16 @@ def save_checkpoint_dir(
     temporary = dist.broadcast_object(temporary)
     writer = dcp.FileSystemWriter(temporary, sync_files=True)
     if background:
-        future = dcp.async_save(tensors, storage_writer=writer, process_group=process_group)
+        future = dcp.async_save(tensors, storage_writer=writer, process_group=process_group, no_dist=not distributed)
     else:
-        dcp.save(tensors, storage_writer=writer, process_group=process_group)
+        dcp.save(tensors, storage_writer=writer, process_group=process_group, no_dist=not distributed)
         future = None
 
     def commit() -> None:
         if future is not None:
             future.result()
-        torch_dist.barrier(group=process_group)  # every rank's shards are on disk
+        if distributed:
+            torch_dist.barrier(group=process_group)  # every rank's shards are on disk
         if rank != 0:
             return
         if os.path.isdir(path) and not os.path.islink(path):

@@ -391,6 +391,7 @@ class CheckpointMixin:
         loop = self.train_loop
         if hasattr(loop, "restore_progress"):
             notes += loop.restore_progress(epoch, iteration, checkpoint.get("sampler"))
+            notes += _global_batch_notes(checkpoint.get("sampler"), loop)
         else:
             loop._epoch, loop._iter = epoch, iteration
         notes += _run_length_notes(counters, loop, epoch)
@@ -482,3 +483,19 @@ def _inside_window(wrapper: Any) -> bool:
 
 def _one_or_list(values: list) -> Any:
     return values[0] if len(values) == 1 else values
+
+
+def _global_batch_notes(saved: dict | None, loop: Any) -> list[str]:
+    """A note when the global batch (batch size x world size) differs from the checkpoint's
+    run: with another number of processes, keep it by changing the batch size per process."""
+    batch_size = getattr(loop.dataloader, "batch_size", None)
+    if not saved or saved.get("batch_size") is None or batch_size is None:
+        return []
+    before = int(saved["batch_size"]) * int(saved.get("world_size") or 1)
+    now = batch_size * dist.get_world_size()
+    if before == now:
+        return []
+    return [
+        f"the global batch changes from {before} to {now} (batch_size x world size): training will not continue "
+        "as the checkpoint's run would have; set batch_size so that the global batch stays the same"
+    ]
