@@ -10,7 +10,7 @@ import os
 import pytest
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fsdp_environment() -> None:
     if importlib.util.find_spec("numpy") is None:
         if os.environ.get("MINIRUNNER_REQUIRE_FSDP") == "1":

@@ -10,11 +10,16 @@ import torch
 
 from strategy.fsdp_support import assert_close, log_text, train
 
-pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.usefixtures("fsdp_environment")]
+pytestmark = [
+    pytest.mark.multiprocess,
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+    pytest.mark.usefixtures("fsdp_environment"),
+]
 
 
 @pytest.fixture(scope="module")
-def two_process_run(tmp_path_factory):
+def two_process_run(fsdp_environment, tmp_path_factory):
     """An uninterrupted FSDP run on 2 processes (batch 4 each), checkpoints every 4 iterations."""
     folder = tmp_path_factory.mktemp("two")
     return folder, train(folder, "fsdp", 2, 4)

@@ -9,7 +9,12 @@ import torch
 
 from strategy.fsdp_support import assert_close, train
 
-pytestmark = [pytest.mark.multiprocess, pytest.mark.slow, pytest.mark.usefixtures("fsdp_environment")]
+pytestmark = [
+    pytest.mark.multiprocess,
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+    pytest.mark.usefixtures("fsdp_environment"),
+]
 
 
 def test_fsdp_equals_ddp_and_one_process(tmp_path):
