@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +75,30 @@ class SaveInitialWeights(Hook):
             torch.save(weights, os.path.join(runner.work_dir, "initial.pt"))
 
 
+@HOOKS.register_module(force=True)
+class KillDuringSave(Hook):
+    """Rank 0 kills itself (SIGKILL) right after the checkpoint of iteration ``at`` started
+    writing in the background; the shards' writes are slowed down so it is still writing."""
+
+    priority = "LOWEST"  # after the CheckpointHook
+
+    def __init__(self, at: int) -> None:
+        import torch.distributed.checkpoint as dcp
+
+        self.at = at
+        original = dcp.FileSystemWriter.write_data
+
+        def slow_write_data(writer, plan, planner):
+            time.sleep(3)
+            return original(writer, plan, planner)
+
+        dcp.FileSystemWriter.write_data = slow_write_data
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.at and runner.rank == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def config(work_dir: str, mode: str, batch_size: int) -> dict:
     cfg = dict(
         model=dict(type="TinyTransformer"),
@@ -125,6 +151,8 @@ def main() -> None:
         value = json.loads(value)
         if key == "checkpoint":
             cfg["default_hooks"]["checkpoint"].update(value)
+        elif key == "kill_during_save_at":
+            cfg["custom_hooks"].append(dict(type="KillDuringSave", at=value))
         else:
             cfg[key] = value
     runner = Runner.from_cfg(cfg)

@@ -33,5 +33,5 @@ def assert_close(a: dict, b: dict) -> None:
 
 
 def log_text(work_dir: Path) -> str:
-    """Rank 0's log of the run in ``work_dir``."""
-    return next(work_dir.glob("*/*.log")).read_text()
+    """Rank 0's log of the latest run in ``work_dir`` (log folders are named by start time)."""
+    return sorted(work_dir.glob("*/*.log"))[-1].read_text()
