@@ -27,6 +27,7 @@ from .sharded import (
     delete_checkpoint_dir,
     is_checkpoint_dir,
     load_checkpoint_dir,
+    load_full_state,
     load_sharded_tensors,
     read_metadata,
     save_checkpoint_dir,
@@ -41,6 +42,6 @@ __all__ = [
     "load_checkpoint_file", "load_latest_checkpoint", "read_last_checkpoint", "read_run_id", "read_torch_file",
     "remove_stale_temporaries", "resolve_stored_name", "save_checkpoint_file", "stored_name",
     "verify_checkpoint", "wait_for_checkpoint_writes", "write_last_checkpoint",
-    "delete_checkpoint_dir", "is_checkpoint_dir", "load_checkpoint_dir", "load_sharded_tensors", "read_metadata",
+    "delete_checkpoint_dir", "is_checkpoint_dir", "load_checkpoint_dir", "load_full_state", "load_sharded_tensors", "read_metadata",
     "save_checkpoint_dir", "verify_checkpoint_dir",
 ]

@@ -110,11 +110,14 @@ def _safe_reader(path: str) -> Any:
     return SafeFileSystemReader(path)
 
 
-def _weights_only_planner() -> Any:
+def _weights_only_planner(everything: bool = False) -> Any:
+    """A DCP load planner that reads non-tensor items with ``weights_only=True``; with
+    ``everything``, it loads every item of the checkpoint into an empty state dict."""
     from torch.distributed.checkpoint import DefaultLoadPlanner
-    from torch.distributed.checkpoint._nested_dict import set_element  # noqa: F401 (checked below)
+    from torch.distributed.checkpoint._nested_dict import set_element
+    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
 
-    class WeightsOnlyLoadPlanner(DefaultLoadPlanner):
+    class WeightsOnlyLoadPlanner(_EmptyStateDictLoadPlanner if everything else DefaultLoadPlanner):
         """DCP's load planner with non-tensor items read by ``torch.load(weights_only=True)``
         (DCP's own uses ``weights_only=False``)."""
 
@@ -131,6 +134,17 @@ def _weights_only_planner() -> Any:
                 self.state_dict[read_item.dest_index.fqn] = loaded
 
     return WeightsOnlyLoadPlanner()
+
+
+def load_full_state(path: str) -> dict:
+    """Everything checkpoint directory ``path`` holds in DCP, as whole tensors, in this process
+    (e.g. ``{'model': {...}, 'optimizer': {...}}``); what ``dcp_to_torch_save`` reads, read safely."""
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+
+    verify_checkpoint_dir(path)
+    state: dict = {}
+    _load_state_dict(state, storage_reader=_safe_reader(path), planner=_weights_only_planner(everything=True), no_dist=True)
+    return state
 
 
 def is_checkpoint_dir(path: str) -> bool:

@@ -31,3 +31,30 @@ def test_fsdp_equals_ddp_and_one_process(tmp_path):
     names = sorted(os.listdir(tmp_path / "fsdp" / "iter_12"))
     assert names == [".metadata", "__0_0.distcp", "__1_0.distcp", "state.pth"]
     assert (tmp_path / "fsdp" / "last_checkpoint").read_text() == "iter_12"
+
+
+def test_consolidated_checkpoint_loads_weights_only_and_reproduces_the_outputs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from strategy.fsdp_job import TinyTransformer
+
+    final = train(tmp_path / "fsdp", "fsdp", 2, 4)
+    out = tmp_path / "model.pth"
+    tool = Path(__file__).parents[2] / "tools" / "consolidate_checkpoint.py"
+    done = subprocess.run([sys.executable, str(tool), str(tmp_path / "fsdp" / "iter_12"), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint["meta"]["iter"] == 12 and "optimizer_by_name" not in checkpoint
+    consolidated, trained = TinyTransformer(), TinyTransformer()
+    consolidated.load_state_dict(checkpoint["state_dict"])
+    trained.load_state_dict(final)
+    inputs = torch.randn(5, 16)
+    assert torch.equal(consolidated(inputs), trained(inputs))
+    # The run's earlier checkpoint gives other outputs: the tool read the directory it was given.
+    subprocess.run([sys.executable, str(tool), str(tmp_path / "fsdp" / "iter_4"), str(tmp_path / "early.pth")],
+                   check=True, capture_output=True, timeout=120)
+    consolidated.load_state_dict(torch.load(tmp_path / "early.pth", weights_only=True)["state_dict"])
+    assert not torch.allclose(consolidated(inputs), trained(inputs))
