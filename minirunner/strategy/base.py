@@ -79,6 +79,3 @@ class BaseStrategy:
         else:
             set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
 
-    def describe(self) -> str:
-        """One line for the log."""
-        return type(self).__name__

@@ -55,9 +55,6 @@ class DDPStrategy(BaseStrategy):
                 if isinstance(value, torch.Tensor):
                     torch_dist.broadcast(value, src=0)
 
-    def describe(self) -> str:
-        return "DDPStrategy (DistributedDataParallel: every rank holds the whole model)"
-
     def __repr__(self) -> str:
         args: dict[str, Any] = dict(
             model_wrapper=self.model_wrapper, find_unused_parameters=self.find_unused_parameters, sync_bn=self.sync_bn

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 
+from minirunner.logging import print_log
 from minirunner.registry import STRATEGIES
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 from minirunner.utils.install_hint import extra_install_hint
@@ -113,14 +115,14 @@ class FSDPStrategy(BaseStrategy):
         use_cuda = torch.cuda.is_available() and torch_dist.get_backend() == "nccl"
         names = ("replicate", "shard") if len(shape) == 2 else ("shard",)
         self.mesh = init_device_mesh("cuda" if use_cuda else "cpu", shape, mesh_dim_names=names)
-        # Checkpoint collectives get a group of their own: an asynchronous save runs them
-        # on a helper thread while training runs its own on the default group.
+        # Checkpoint collectives get a (CPU) group of their own: an asynchronous save runs
+        # them on a helper thread while training runs its own on the default group.
         self.checkpoint_group = torch_dist.new_group(backend="gloo")
 
         if not self.skip_init_weights and hasattr(model, "init_weights"):
             model.init_weights()  # before sharding: the same values as unsharded training
-        for value in model.state_dict().values():
-            torch_dist.broadcast(value, src=0)
+        for value in model.state_dict().values():  # on the CPU still: through the gloo group
+            torch_dist.broadcast(value, src=0, group=self.checkpoint_group)
         for module in _matching(model, self.activation_checkpointing, "strategy.activation_checkpointing"):
             from torch.distributed._composable import checkpoint
 
@@ -128,8 +130,11 @@ class FSDPStrategy(BaseStrategy):
         kwargs: dict[str, Any] = dict(mesh=self.mesh, reshard_after_forward=self.reshard_after_forward)
         if self.mixed_precision is not None:
             kwargs["mp_policy"] = MixedPrecisionPolicy(**self.mixed_precision)
-        if self.offload_to_cpu:
+        if self.offload_to_cpu and use_cuda:
             kwargs["offload_policy"] = CPUOffloadPolicy()
+        elif self.offload_to_cpu:
+            print_log("FSDPStrategy: offload_to_cpu has no effect on the CPU (the shards are there already)",
+                      logger="current", level=logging.WARNING)
         for module in _matching(model, self.blocks, "strategy.shard.blocks"):
             fully_shard(module, **kwargs)
         fully_shard(model, **kwargs)
@@ -144,10 +149,6 @@ class FSDPStrategy(BaseStrategy):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
         return set_model_state_dict(model, dict(state), options=StateDictOptions(full_state_dict=True, strict=strict))
-
-    def describe(self) -> str:
-        mesh = "x".join(str(n) for n in self.mesh.shape) if self.mesh is not None else "?"
-        return f"FSDPStrategy (FSDP2 on a {mesh} mesh, {len(self.blocks)} block name(s), {self.state_dict_type} checkpoints)"
 
 
 def require_fsdp_environment() -> None:

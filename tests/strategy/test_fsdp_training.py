@@ -58,3 +58,19 @@ def test_consolidated_checkpoint_loads_weights_only_and_reproduces_the_outputs(t
                    check=True, capture_output=True, timeout=120)
     consolidated.load_state_dict(torch.load(tmp_path / "early.pth", weights_only=True)["state_dict"])
     assert not torch.allclose(consolidated(inputs), trained(inputs))
+
+
+def test_load_from_a_file_or_a_directory_on_a_hybrid_mesh(tmp_path):
+    import json
+
+    single = train(tmp_path / "single", "single", 1, 8)
+    hybrid = dict(type="FSDPStrategy", shard=dict(blocks=["Block"]), mesh=dict(shape=[1, 2]))
+    train(tmp_path / "hybrid", "fsdp", 2, 4, "strategy=" + json.dumps(hybrid),
+          "load_from=" + json.dumps(str(tmp_path / "single" / "iter_12.pth")))
+    # An ordinary checkpoint's whole tensors are scattered into the shards.
+    assert_close(torch.load(tmp_path / "hybrid" / "initial.pt", weights_only=True), single)
+    hybrid_final = torch.load(tmp_path / "hybrid" / "final.pt", weights_only=True)
+    # A checkpoint directory of 2 ranks loads into 1.
+    train(tmp_path / "one", "fsdp", 1, 8, "load_from=" + json.dumps(str(tmp_path / "hybrid" / "iter_12")))
+    for key, value in torch.load(tmp_path / "one" / "initial.pt", weights_only=True).items():
+        assert torch.equal(value, hybrid_final[key]), key
