@@ -126,6 +126,11 @@ class CheckpointMixin:
         ``grads``. Every rank must call it (an unfinished window's gradients are averaged
         across ranks). Returns the path.
 
+        With a strategy that writes sharded checkpoints (FSDPStrategy) it is a directory,
+        ``filename`` without ``.pth``, written by every rank (see
+        :func:`minirunner.checkpoint.save_checkpoint_dir`): the model and optimizer through
+        DCP, the rest in its ``state.pth``; ``background`` saves with ``dcp.async_save``.
+
         Args:
             update_last: point ``last_checkpoint`` at the file; False for side copies such
                 as the best checkpoint, which a resume must not pick up.
@@ -139,8 +144,11 @@ class CheckpointMixin:
         # A caller saving between iterations (the best checkpoint, after validation; a
         # signal) passes the counters in meta, as in the reference; the loop state follows.
         epoch, iteration = (meta or {}).get("epoch", epoch), (meta or {}).get("iter", iteration)
-        # A sharded checkpoint is a directory: the tensors go through DCP, the rest in its state.pth.
+        # A sharded checkpoint is a directory (iter_3/ for iter_3.pth): the tensors go
+        # through DCP, the rest in its state.pth.
         sharded = self.strategy.sharded_checkpoints
+        if sharded and filename.endswith(".pth"):
+            filename = filename[: -len(".pth")]
         if getattr(self, "_run_id", None) is None:
             self._run_id = uuid.uuid4().hex[:16]  # only rank 0's is ever written
         checkpoint: dict[str, Any] = {

@@ -42,7 +42,7 @@ def test_two_to_one_process(two_process_run, tmp_path):
     resumed = train(tmp_path, "fsdp", 1, 8, resume_from(folder / "iter_8"))
     assert_close(resumed, final)
     log = log_text(tmp_path)
-    assert f"resumed from {folder / 'iter_8'} at epoch 0, iter 8" in log
+    assert f"resumed from {folder / 'iter_8'} at epoch 1, iter 8" in log
     assert "world size 1 (the checkpoint's run had 2)" in log
     assert "global batch changes" not in log
 
