@@ -76,16 +76,17 @@ class SaveInitialWeights(Hook):
 
 
 @HOOKS.register_module(force=True)
-class KillDuringSave(Hook):
-    """Rank 0 kills itself (SIGKILL) right after the checkpoint of iteration ``at`` started
-    writing in the background; the shards' writes are slowed down so it is still writing."""
+class SignalDuringSave(Hook):
+    """Right after the checkpoint of iteration ``at`` started writing in the background, send
+    ``signal`` to rank 0 (or to every rank) itself; the shards' writes are slowed down so the
+    save is still running then."""
 
     priority = "LOWEST"  # after the CheckpointHook
 
-    def __init__(self, at: int) -> None:
+    def __init__(self, at: int, signal: str = "SIGKILL", every_rank: bool = False) -> None:
         import torch.distributed.checkpoint as dcp
 
-        self.at = at
+        self.at, self.signal, self.every_rank = at, signal, every_rank
         original = dcp.FileSystemWriter.write_data
 
         def slow_write_data(writer, plan, planner):
@@ -95,8 +96,8 @@ class KillDuringSave(Hook):
         dcp.FileSystemWriter.write_data = slow_write_data
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if runner.iter + 1 == self.at and runner.rank == 0:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if runner.iter + 1 == self.at and (self.every_rank or runner.rank == 0):
+            os.kill(os.getpid(), getattr(signal, self.signal))
 
 
 def config(work_dir: str, mode: str, batch_size: int) -> dict:
@@ -151,8 +152,8 @@ def main() -> None:
         value = json.loads(value)
         if key == "checkpoint":
             cfg["default_hooks"]["checkpoint"].update(value)
-        elif key == "kill_during_save_at":
-            cfg["custom_hooks"].append(dict(type="KillDuringSave", at=value))
+        elif key == "signal_during_save":
+            cfg["custom_hooks"].append(dict(type="SignalDuringSave", **value))
         else:
             cfg[key] = value
     runner = Runner.from_cfg(cfg)

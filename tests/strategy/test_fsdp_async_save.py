@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import sys
 import pytest
 import torch
 
+from minirunner.checkpoint import verify_checkpoint_dir
 from strategy.fsdp_support import JOB, free_port, log_text, train
 
 pytestmark = [
@@ -37,7 +39,7 @@ def test_async_save_then_resume_gives_the_blocking_runs_weights(tmp_path):
 def test_a_rank_killed_during_an_async_save_leaves_a_resumable_work_dir(tmp_path):
     work_dir = tmp_path / "work"
     port = free_port()
-    args = [str(port), str(work_dir), "fsdp", "4", ASYNC, "kill_during_save_at=8"]
+    args = [str(port), str(work_dir), "fsdp", "4", ASYNC, "signal_during_save=" + json.dumps({"at": 8})]
     procs = [
         subprocess.Popen([sys.executable, "-W", "ignore", str(JOB), str(rank), "2", *args],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -63,3 +65,34 @@ def test_a_rank_killed_during_an_async_save_leaves_a_resumable_work_dir(tmp_path
     uninterrupted = train(tmp_path / "uninterrupted", "fsdp", 2, 4)
     for key in uninterrupted:
         assert torch.equal(resumed[key], uninterrupted[key]), key
+
+
+def test_sigterm_during_an_async_save_waits_for_it_then_saves_where_training_stopped(tmp_path):
+    work_dir = tmp_path / "work"
+    signal_cfg = json.dumps({"at": 8, "signal": "SIGTERM", "every_rank": True})
+    args = [str(free_port()), str(work_dir), "fsdp", "4", ASYNC, "signal_during_save=" + signal_cfg]
+    procs = [
+        subprocess.Popen([sys.executable, "-W", "ignore", str(JOB), str(rank), "2", *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for rank in range(2)
+    ]
+    try:
+        outputs = [proc.communicate(timeout=240)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert [proc.returncode for proc in procs] == [128 + signal.SIGTERM] * 2, outputs
+    log = log_text(work_dir)
+    stopped = re.search(r"SIGTERM: training stopped after iteration (\d+); checkpoint: (\S+)\. Resume", log)
+    assert stopped, log
+    stop_iter, path = int(stopped.group(1)), stopped.group(2)
+    assert 8 <= stop_iter < 12 and path == str(work_dir / f"iter_{stop_iter}")
+    # The async save of iteration 8 was finished, then the stand-in of the stop was written.
+    verify_checkpoint_dir(str(work_dir / "iter_8"))
+    verify_checkpoint_dir(path)
+    assert (work_dir / "last_checkpoint").read_text() == f"iter_{stop_iter}"
+    assert not [name for name in os.listdir(work_dir) if ".tmp-" in name]
+    train(work_dir, "fsdp", 2, 4, ASYNC, "resume=true")
+    assert f"resumed from {path} at epoch 1, iter {stop_iter}" in log_text(work_dir)
