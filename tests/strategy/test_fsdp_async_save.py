@@ -70,7 +70,10 @@ def test_a_rank_killed_during_an_async_save_leaves_a_resumable_work_dir(tmp_path
 def test_sigterm_during_an_async_save_waits_for_it_then_saves_where_training_stopped(tmp_path):
     work_dir = tmp_path / "work"
     signal_cfg = json.dumps({"at": 8, "signal": "SIGTERM", "every_rank": True})
-    args = [str(free_port()), str(work_dir), "fsdp", "4", ASYNC, "signal_during_save=" + signal_cfg]
+    # Ranks agree on a stop at doubling intervals (iterations 1, 2, 4, 8, 16 when they are
+    # fast): a run long enough to reach one after the signal.
+    longer = "train_cfg=" + json.dumps({"by_epoch": False, "max_iters": 24})
+    args = [str(free_port()), str(work_dir), "fsdp", "4", ASYNC, longer, "signal_during_save=" + signal_cfg]
     procs = [
         subprocess.Popen([sys.executable, "-W", "ignore", str(JOB), str(rank), "2", *args],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -88,11 +91,11 @@ def test_sigterm_during_an_async_save_waits_for_it_then_saves_where_training_sto
     stopped = re.search(r"SIGTERM: training stopped after iteration (\d+); checkpoint: (\S+)\. Resume", log)
     assert stopped, log
     stop_iter, path = int(stopped.group(1)), stopped.group(2)
-    assert 8 <= stop_iter < 12 and path == str(work_dir / f"iter_{stop_iter}")
+    assert 8 <= stop_iter < 24 and path == str(work_dir / f"iter_{stop_iter}")
     # The async save of iteration 8 was finished, then the stand-in of the stop was written.
     verify_checkpoint_dir(str(work_dir / "iter_8"))
     verify_checkpoint_dir(path)
     assert (work_dir / "last_checkpoint").read_text() == f"iter_{stop_iter}"
     assert not [name for name in os.listdir(work_dir) if ".tmp-" in name]
-    train(work_dir, "fsdp", 2, 4, ASYNC, "resume=true")
-    assert f"resumed from {path} at epoch 1, iter {stop_iter}" in log_text(work_dir)
+    train(work_dir, "fsdp", 2, 4, ASYNC, longer, "resume=true")
+    assert f"resumed from {path} at epoch {stop_iter // 6}, iter {stop_iter}" in log_text(work_dir)
