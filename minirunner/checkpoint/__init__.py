@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic writes, verification, safe loads, the ``last_checkpoint`` pointer,
+"""Checkpoint files and (sharded) checkpoint directories: atomic writes, verification, safe loads, the ``last_checkpoint`` pointer,
 what a run may delete, and the work-dir lock.
 
 A layer below the hooks and the Runner, which both use it; it imports only ``utils``,
@@ -23,6 +23,16 @@ from .load import CONVERT_TOOL, check_checkpoint_path, load_checkpoint_file, rea
 from .lock import LOCK_FILE, WorkDirLock
 from .ownership import delete_checkpoint, is_inside, resolve_stored_name, stored_name
 from .pointer import LAST_CHECKPOINT, read_last_checkpoint, write_last_checkpoint
+from .sharded import (
+    delete_checkpoint_dir,
+    is_checkpoint_dir,
+    load_checkpoint_dir,
+    load_full_state,
+    load_sharded_tensors,
+    read_metadata,
+    save_checkpoint_dir,
+    verify_checkpoint_dir,
+)
 from .verify import verify_checkpoint
 
 __all__ = [
@@ -32,4 +42,6 @@ __all__ = [
     "load_checkpoint_file", "load_latest_checkpoint", "read_last_checkpoint", "read_run_id", "read_torch_file",
     "remove_stale_temporaries", "resolve_stored_name", "save_checkpoint_file", "stored_name",
     "verify_checkpoint", "wait_for_checkpoint_writes", "write_last_checkpoint",
+    "delete_checkpoint_dir", "is_checkpoint_dir", "load_checkpoint_dir", "load_full_state", "load_sharded_tensors", "read_metadata",
+    "save_checkpoint_dir", "verify_checkpoint_dir",
 ]

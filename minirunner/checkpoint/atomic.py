@@ -19,6 +19,7 @@ import functools
 import glob
 import os
 import re
+import shutil
 import socket
 import threading
 from typing import Any, Callable
@@ -245,7 +246,14 @@ def remove_stale_temporaries(folder: str) -> list[str]:
         match = re.fullmatch(r"\..+\.tmp-([A-Za-z0-9]+)-(\d+)", os.path.basename(path))
         if match is None or match.group(1) != host or _process_alive(int(match.group(2))):
             continue
-        _remove_quietly(path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            from .sharded import holds_only_checkpoint_files  # a sharded checkpoint's directory
+
+            if not holds_only_checkpoint_files(path):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            _remove_quietly(path)
         removed.append(path)
         print_log(f"deleted {path} (left by a writer that died, pid {match.group(2)})", logger="current")
     return removed

@@ -25,6 +25,7 @@ from minirunner.logging import print_log
 from .errors import CheckpointError, CorruptCheckpointError
 from .load import CONVERT_TOOL, load_checkpoint_file
 from .pointer import read_last_checkpoint
+from .sharded import METADATA_FILE, STATE_FILE
 from .verify import verify_checkpoint
 
 
@@ -36,7 +37,11 @@ def _candidate_paths(work_dir: str, folders: list[str]) -> tuple[list[str], str 
             # best_*.pth are side copies without the optimizer: never resumed from.
             if not os.path.basename(path).startswith("best_") and os.path.isfile(path):
                 paths.append(path)
-    if pointer is not None and os.path.isfile(pointer) and pointer not in paths:
+        for path in sorted(glob.glob(os.path.join(glob.escape(folder), "*_*", METADATA_FILE))):
+            path = os.path.dirname(path)  # a sharded checkpoint directory
+            if re.fullmatch(r"(epoch|iter)_\d+", os.path.basename(path)) and not os.path.islink(path):
+                paths.append(path)
+    if pointer is not None and os.path.exists(pointer) and pointer not in paths:
         paths.append(pointer)
     return paths, pointer
 
@@ -44,6 +49,8 @@ def _candidate_paths(work_dir: str, folders: list[str]) -> tuple[list[str], str 
 def _header(path: str) -> tuple[dict | None, str]:
     """The counters and run id saved in ``path``, read without loading its tensors, or
     None and why not."""
+    if os.path.isdir(path):  # a sharded checkpoint: its counters are in its state file
+        path = os.path.join(path, STATE_FILE)
     try:
         # mmap: the tensors are mapped, not read, so this costs about the pickle's size.
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -129,4 +136,4 @@ def find_latest_checkpoint(work_dir: str, folders: list[str] | None = None) -> s
 
 
 def _looks_like_checkpoint_name(path: str) -> bool:
-    return re.fullmatch(r"(epoch|iter)_\d+\.pth", os.path.basename(path)) is not None
+    return re.fullmatch(r"(epoch|iter)_\d+(\.pth)?", os.path.basename(path)) is not None

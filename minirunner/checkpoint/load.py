@@ -57,6 +57,10 @@ def load_checkpoint_file(path: str, map_location: Any = "cpu", verify: bool = Tr
             could restore (a checkpoint of another framework); the message names
             ``tools/convert_checkpoint.py``, which converts it.
     """
+    from .sharded import is_checkpoint_dir, load_checkpoint_dir
+
+    if is_checkpoint_dir(path):
+        return load_checkpoint_dir(path, verify=verify)
     check_checkpoint_path(path)
     if verify:
         verify_checkpoint(path)

@@ -93,6 +93,10 @@ def delete_checkpoint(folder: str, name: object, reason: str, what: str = "the C
     except FileNotFoundError:
         return False
     problem = None
+    if stat.S_ISDIR(mode):
+        from .sharded import delete_checkpoint_dir  # a sharded checkpoint
+
+        return delete_checkpoint_dir(path, reason)
     if not stat.S_ISREG(mode):
         problem = "is not a regular file"
     else:

@@ -31,6 +31,11 @@ def verify_checkpoint(path: str) -> bool:
     Raises:
         CorruptCheckpointError: the file is truncated or a record fails its check.
     """
+    if os.path.isdir(path):
+        from .sharded import verify_checkpoint_dir  # a sharded checkpoint
+
+        verify_checkpoint_dir(path)
+        return True
     with open(path, "rb") as handle:
         if handle.read(4) != ZIP_LOCAL_HEADER:
             handle.seek(0)

@@ -32,6 +32,10 @@ class CheckpointHook(Hook):
             checkpoint with the best value as ``best_<metric>_<epoch|iter>_<N>.pth``.
         rule: 'greater' or 'less' (one per save_best metric); inferred from the name if None.
         filename_tmpl: the file name pattern; defaults to 'epoch_{}.pth' / 'iter_{}.pth'.
+        async_save: with a strategy that writes sharded checkpoints (FSDPStrategy), save with
+            ``dcp.async_save``: training goes on while the shards are written (the next
+            save, the end of training and SIGTERM wait for it). Such checkpoints are
+            directories named like the files without ``.pth`` (``iter_N/``).
 
     The hook deletes only files it wrote itself: its state (saved in every checkpoint) names
     them relative to the checkpoint folder, and every deletion goes through
@@ -55,6 +59,7 @@ class CheckpointHook(Hook):
         save_best: str | list[str] | None = None,
         rule: str | list[str] | None = None,
         filename_tmpl: str | None = None,
+        async_save: bool = False,
     ) -> None:
         if not isinstance(interval, int) or (interval < 1 and interval != -1):
             raise ConfigError(f"interval must be a positive int or -1, got {interval!r}", key="interval")
@@ -81,6 +86,7 @@ class CheckpointHook(Hook):
                     key="rule",
                 )
         self.rules = rules
+        self.async_save = bool(async_save)
         self._out_dir_root = None if out_dir is None else os.fspath(out_dir)
         # Names relative to the checkpoint folder (never paths: see the class docstring).
         self.kept: list[str] = []  # interval checkpoints still on disk, oldest first
@@ -115,7 +121,7 @@ class CheckpointHook(Hook):
         own = []
         for name in names:
             path = resolve_stored_name(self.out_dir, name, "the CheckpointHook state entry")
-            if path is None or not os.path.isfile(path) or name in own:
+            if path is None or not os.path.exists(path) or name in own:
                 continue
             if run_id is None or read_run_id(path) == run_id:
                 own.append(name)
@@ -149,12 +155,13 @@ class CheckpointHook(Hook):
         """
         if self.out_dir is None:
             self.out_dir = self.checkpoint_folder(runner.work_dir)
-        filename = f"iter_{runner.iter}.pth"
+        filename = _checkpoint_name(runner, f"iter_{runner.iter}.pth")
         if filename not in self.interrupted and filename not in self.kept:
             self.interrupted.append(filename)
         return self._write(runner, filename, [], meta={"epoch": runner.epoch, "iter": runner.iter})
 
     def _save(self, runner: Any, filename: str) -> str:
+        filename = _checkpoint_name(runner, filename)
         # Listed before saving, so the copy of this hook's state inside the new checkpoint
         # already names it and no longer names the files it replaces.
         if filename not in self.kept:
@@ -181,7 +188,7 @@ class CheckpointHook(Hook):
             save_param_scheduler=self.save_param_scheduler,
             meta=meta,
             by_epoch=self.by_epoch,
-            background=True,
+            background=self.async_save or not _sharded(runner),
             then=remove_old if old else None,
         )
         runner.logger.info(f"saved checkpoint {path}")
@@ -208,7 +215,7 @@ class CheckpointHook(Hook):
                 continue
             self.best_scores[metric] = value
             unit, count = ("epoch", runner.epoch) if self.by_epoch else ("iter", runner.iter)
-            filename = f"best_{metric.replace('/', '_')}_{unit}_{count}.pth"
+            filename = _checkpoint_name(runner, f"best_{metric.replace('/', '_')}_{unit}_{count}.pth")
             old = self.best_paths.get(metric)
             folder = self.out_dir or self.checkpoint_folder(runner.work_dir)
 
@@ -225,7 +232,7 @@ class CheckpointHook(Hook):
                 meta={f"best_score/{metric}": value, "epoch": runner.epoch, "iter": runner.iter},
                 by_epoch=False,
                 update_last=False,
-                background=True,
+                background=self.async_save or not _sharded(runner),
                 then=remove_old,  # the previous best goes only once the new one is in place
             )
             self.best_paths[metric] = filename
@@ -257,3 +264,14 @@ class CheckpointHook(Hook):
 
 def _names(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _sharded(runner: Any) -> bool:
+    return getattr(getattr(runner, "strategy", None), "sharded_checkpoints", False)
+
+
+def _checkpoint_name(runner: Any, filename: str) -> str:
+    """A sharded checkpoint is a directory: ``iter_3.pth`` becomes ``iter_3``."""
+    if _sharded(runner) and filename.endswith(".pth"):
+        return filename[: -len(".pth")]
+    return filename

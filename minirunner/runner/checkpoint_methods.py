@@ -16,12 +16,15 @@ from minirunner import dist
 from minirunner.checkpoint import (
     load_checkpoint_file,
     load_latest_checkpoint,
+    load_sharded_tensors,
     remove_stale_temporaries,
+    save_checkpoint_dir,
     save_checkpoint_file,
     write_last_checkpoint,
 )
 from minirunner.model.wrappers import is_model_wrapper
 from minirunner.optim.nonfinite import check_logged_losses
+from minirunner.utils import ConfigError
 
 from .checkpoint_helpers import DEFAULT_REVISE_KEYS, local_checkpoint_path, revise_state_dict_keys
 from .randomness import get_rng_state, set_rng_state
@@ -124,6 +127,11 @@ class CheckpointMixin:
         ``grads``. Every rank must call it (an unfinished window's gradients are averaged
         across ranks). Returns the path.
 
+        With a strategy that writes sharded checkpoints (FSDPStrategy) it is a directory,
+        ``filename`` without ``.pth``, written by every rank (see
+        :func:`minirunner.checkpoint.save_checkpoint_dir`): the model and optimizer through
+        DCP, the rest in its ``state.pth``; ``background`` saves with ``dcp.async_save``.
+
         Args:
             update_last: point ``last_checkpoint`` at the file; False for side copies such
                 as the best checkpoint, which a resume must not pick up.
@@ -143,6 +151,11 @@ class CheckpointMixin:
         # A caller saving between iterations (the best checkpoint, after validation; a
         # signal) passes the counters in meta, as in the reference; the loop state follows.
         epoch, iteration = (meta or {}).get("epoch", epoch), (meta or {}).get("iter", iteration)
+        # A sharded checkpoint is a directory (iter_3/ for iter_3.pth): the tensors go
+        # through DCP, the rest in its state.pth.
+        sharded = self.strategy.sharded_checkpoints
+        if sharded and filename.endswith(".pth"):
+            filename = filename[: -len(".pth")]
         if getattr(self, "_run_id", None) is None:
             self._run_id = uuid.uuid4().hex[:16]  # only rank 0's is ever written
         checkpoint: dict[str, Any] = {
@@ -159,7 +172,7 @@ class CheckpointMixin:
                 "cfg": self.cfg.pretty_text if self.cfg is not None else "",
                 **(meta or {}),
             },
-            "state_dict": _unwrap(self.model).state_dict(),
+            "state_dict": {} if sharded else _unwrap(self.model).state_dict(),
             "message_hub": self.message_hub.state_dict(),
             "rng": get_rng_state(),
             "loop": {"epoch": epoch, "iter": iteration},
@@ -172,7 +185,8 @@ class CheckpointMixin:
                 checkpoint["sampler"] = loop.progress_state(epoch, iteration)
         built = self.optim_wrapper is not None and not isinstance(self.optim_wrapper, dict)
         if save_optimizer and built:
-            checkpoint["optimizer"] = self.optim_wrapper.state_dict()
+            if not sharded:
+                checkpoint["optimizer"] = self.optim_wrapper.state_dict()
             wrappers = _wrappers(self.optim_wrapper)
             if wrappers:
                 checkpoint["accumulation"] = {
@@ -181,7 +195,14 @@ class CheckpointMixin:
                 }
             # Inside an accumulation window the gradients so far are part of the state.
             if any(_inside_window(w) for _, w in wrappers):
-                checkpoint["grads"] = self._accumulated_grads()
+                if sharded:
+                    self.logger.warning(
+                        "a sharded checkpoint inside an accumulation window does not hold the window's gradients: "
+                        "a resume from it restarts the window; save on window boundaries (a multiple of "
+                        "accumulative_counts) to resume exactly"
+                    )
+                else:
+                    checkpoint["grads"] = self._accumulated_grads()
         if save_param_scheduler and self.param_schedulers:
             checkpoint["param_schedulers"] = _scheduler_states(self.param_schedulers)
         for key, hook in zip(self._hook_state_keys(), self._hooks):
@@ -190,19 +211,44 @@ class CheckpointMixin:
                 checkpoint["hooks"][key] = state
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
         path = os.path.join(out_dir, filename)
-        if dist.is_main_process():
-            work_dir = self._work_dir
+        work_dir = self._work_dir
 
-            def in_place() -> None:
-                if update_last:
-                    write_last_checkpoint(work_dir, path)
-                if then is not None:
-                    then()
+        def in_place() -> None:
+            if update_last:
+                write_last_checkpoint(work_dir, path)
+            if then is not None:
+                then()
 
+        if sharded:
+            optimizer = self._sharded_optimizer() if save_optimizer and built else None
+            tensors = self.strategy.sharded_state(self.model, optimizer)
+            save_checkpoint_dir(
+                tensors, checkpoint, path, process_group=self.strategy.checkpoint_group, background=background, then=in_place
+            )
+        elif dist.is_main_process():
             save_checkpoint_file(checkpoint, path, background=background, then=in_place)
         if update_last:
             self._last_checkpoint = (epoch, iteration, path)
         return path
+
+    def _sharded_optimizer(self) -> torch.optim.Optimizer:
+        """The torch optimizer whose state a sharded checkpoint holds (one wrapper only)."""
+        optimizer = getattr(self.optim_wrapper, "optimizer", None)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ConfigError(
+                "sharded checkpoints hold one optimizer: use a single optim_wrapper (not a dict of them) "
+                "with a sharding strategy",
+                key="optim_wrapper",
+            )
+        return optimizer
+
+    def _load_sharded(self, checkpoint: dict, with_optimizer: bool) -> None:
+        """Load the model (and the optimizer) from the directory of a sharded checkpoint;
+        every rank calls it. DCP reshards: the checkpoint may come from another world size."""
+        optimizer = self._sharded_optimizer() if with_optimizer else None
+        state = self.strategy.sharded_state(self.model, optimizer)
+        load_sharded_tensors(state, checkpoint["sharded"], process_group=self.strategy.checkpoint_group)
+        self.strategy.set_sharded_state(self.model, optimizer, state)
 
     def _accumulated_grads(self) -> dict[str, torch.Tensor]:
         grads = {}
@@ -239,6 +285,11 @@ class CheckpointMixin:
             self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         finally:
             self._loading_weights_only = False
+        if "sharded" in checkpoint:
+            self._load_sharded(checkpoint, with_optimizer=False)
+            self.logger.info(f"load_from: loaded the weights of the sharded checkpoint {filename} (weights only)")
+            self._has_loaded = True
+            return checkpoint
         state = revise_state_dict_keys(checkpoint.get("state_dict", checkpoint), revise_keys)
         model = _unwrap(self.model)
         mismatched = []
@@ -250,7 +301,7 @@ class CheckpointMixin:
                 if key in own and isinstance(value, torch.Tensor) and value.shape != own[key].shape:
                     mismatched.append(f"{key} (checkpoint {tuple(value.shape)}, model {tuple(own[key].shape)})")
                     del state[key]
-        result = model.load_state_dict(state, strict=strict)
+        result = self.strategy.load_model_state_dict(model, state, strict)
         if mismatched:
             self.logger.warning(
                 f"load_from: skipped {len(mismatched)} tensor(s) of {filename} whose shape differs from the "
@@ -348,15 +399,21 @@ class CheckpointMixin:
         counters = checkpoint.get("loop") or meta
         epoch, iteration = int(counters.get("epoch", 0)), int(counters.get("iter", 0))
         notes: list[str] = []
-        _unwrap(self.model).load_state_dict(checkpoint["state_dict"])
+        if "sharded" in checkpoint:
+            self._load_sharded(checkpoint, with_optimizer=resume_optimizer)
+        else:
+            _unwrap(self.model).load_state_dict(checkpoint["state_dict"])
         loop = self.train_loop
         if hasattr(loop, "restore_progress"):
             notes += loop.restore_progress(epoch, iteration, checkpoint.get("sampler"))
+            notes += _global_batch_notes(checkpoint.get("sampler"), loop)
         else:
             loop._epoch, loop._iter = epoch, iteration
         notes += _run_length_notes(counters, loop, epoch)
         if not resume_optimizer:
             notes.append("resume_optimizer=False: the optimizer starts afresh")
+        elif "sharded" in checkpoint:
+            pass  # loaded with the model, above
         elif "optimizer" in checkpoint:
             before = _optimizer_settings(self.optim_wrapper)
             self.optim_wrapper.load_state_dict(checkpoint["optimizer"])
@@ -441,3 +498,19 @@ def _inside_window(wrapper: Any) -> bool:
 
 def _one_or_list(values: list) -> Any:
     return values[0] if len(values) == 1 else values
+
+
+def _global_batch_notes(saved: dict | None, loop: Any) -> list[str]:
+    """A note when the global batch (batch size x world size) differs from the checkpoint's
+    run: with another number of processes, keep it by changing the batch size per process."""
+    batch_size = getattr(loop.dataloader, "batch_size", None)
+    if not saved or saved.get("batch_size") is None or batch_size is None:
+        return []
+    before = int(saved["batch_size"]) * int(saved.get("world_size") or 1)
+    now = batch_size * dist.get_world_size()
+    if before == now:
+        return []
+    return [
+        f"the global batch changes from {before} to {now} (batch_size x world size): training will not continue "
+        "as the checkpoint's run would have; set batch_size so that the global batch stays the same"
+    ]

@@ -44,7 +44,8 @@ from .randomness import set_random_seed
 _EXTRA_CFG_KEYS = ("runner_type", "model_wrapper_cfg", "find_unused_parameters", "sync_bn", "compile", "custom_imports")
 
 
-@RUNNERS.register_module()
+# MMEngine's FlexibleRunner (a runner that takes a strategy) is this Runner.
+@RUNNERS.register_module(name=["Runner", "FlexibleRunner"])
 class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
     """Builds a model, data, optimizer, schedulers and hooks from configs, and runs them.
 
@@ -91,6 +92,7 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         default_scope: str | None = "minirunner",
         randomness: dict | None = None,
         experiment_name: str | None = None,
+        strategy: dict | None = None,
         cfg: Any = None,
         **unknown: Any,
     ) -> None:
@@ -112,6 +114,7 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         self._randomness = randomness
         # Rank 0's seed for every rank, whatever each process's config evaluated to.
         self._set_seed(broadcast_object(randomness.get("seed")))
+        self.strategy = self.build_strategy(strategy)
 
         self._work_dir = os.path.abspath(work_dir or self._default_work_dir())
         self._timestamp = broadcast_object(time.strftime("%Y%m%d_%H%M%S", time.localtime()))
@@ -460,12 +463,10 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         ``train()`` does before loading or resuming; under torchrun every rank then takes
         rank 0's weights."""
         model = _unwrap(self.model)
-        if not hasattr(model, "init_weights"):
+        if not hasattr(model, "init_weights") or self.strategy.initialises_weights_at_wrap:
             return
         model.init_weights()
-        if is_distributed():
-            for value in model.state_dict().values():
-                torch_dist.broadcast(value, src=0)
+        self.strategy.broadcast_initial_weights(self.model)
 
     def val(self) -> dict:
         """Run the validation loop once and return its metrics."""
@@ -531,6 +532,8 @@ def _checked_checkpoint_path(path: Any, key: str) -> str | None:
             f"`wget {path}`) and set {key} to the downloaded file",
             key=key,
         )
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, ".metadata")):
+        return path  # a sharded checkpoint (a directory written with DCP)
     if os.path.isdir(path):
         hint = " (resume='auto' takes the newest checkpoint of the work dir)" if key == "resume" else ""
         raise ConfigError(f"{path} is a directory; name a checkpoint file{hint}", key=key)

@@ -99,7 +99,9 @@ class GradClipper:
         when clipping by norm, None when clipping by value.
         """
         if self.kind == "norm":
-            return clip_grad_norm_(params, **self.kwargs)
+            norm = clip_grad_norm_(params, **self.kwargs)
+            # FSDP2's gradients are DTensors: their total norm is a replicated DTensor.
+            return norm.to_local() if hasattr(norm, "to_local") else norm
         clip_grad_value_(params, **self.kwargs)
         return None
 

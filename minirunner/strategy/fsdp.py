@@ -1,0 +1,226 @@
+"""`FSDPStrategy`: fully sharded data parallel training with FSDP2 (``fully_shard`` on a
+``DeviceMesh``), checkpoints with ``torch.distributed.checkpoint``."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+
+from minirunner.logging import print_log
+from minirunner.registry import STRATEGIES
+from minirunner.utils import ConfigError, did_you_mean, quoted_list
+from minirunner.utils.install_hint import extra_install_hint
+
+from .base import BaseStrategy
+from .fsdp_wrapper import FSDPModelWrapper
+from .mmengine_keys import map_mmengine_fsdp_keys
+
+_SHARD_KEYS = ("blocks", "reshard_after_forward")
+_PRECISION_KEYS = ("param_dtype", "reduce_dtype", "output_dtype", "cast_forward_inputs")
+
+
+@STRATEGIES.register_module()
+class FSDPStrategy(BaseStrategy):
+    """Shard parameters, gradients and optimizer state over the ranks with FSDP2.
+
+    The model is built on the CPU with the same seed on every rank, initialised
+    (``init_weights``, rank 0's weights broadcast), then each named block is sharded in turn
+    (moved to this rank's GPU one block at a time when there is one), then the root; the
+    optimizer wrapper is built on the sharded parameters (DTensors) afterwards.
+
+    Args:
+        shard: ``dict(blocks=[...], reshard_after_forward=True)``. ``blocks`` names the
+            modules sharded one by one (a class name such as ``'Block'``, or a module's
+            qualified name such as ``'layers.0'``); the rest is sharded with the root.
+        mesh: ``dict(shape=None)``: None is one dimension over all ranks; ``(nodes,
+            gpus_per_node)`` is a hybrid mesh (replicated across nodes, sharded within).
+        mixed_precision: ``dict(param_dtype='bfloat16', reduce_dtype='float32')`` for
+            FSDP2's ``MixedPrecisionPolicy``; None computes in the parameters' dtype.
+        offload_to_cpu: keep the sharded parameters on the CPU (``CPUOffloadPolicy``).
+        activation_checkpointing: names (as in ``blocks``) of modules whose activations are
+            recomputed in backward instead of kept.
+        state_dict: ``'sharded'``: checkpoints are directories written with DCP, every rank
+            its shard (``tools/consolidate_checkpoint.py`` turns one into a ``.pth``).
+        skip_init_weights: do not call the model's ``init_weights`` before sharding.
+
+    Example:
+        >>> strategy = dict(type='FSDPStrategy', shard=dict(blocks=['Block']),
+        ...                 mixed_precision=dict(param_dtype='bfloat16', reduce_dtype='float32'))
+    """
+
+    def __init__(
+        self,
+        shard: Mapping | None = None,
+        mesh: Mapping | None = None,
+        mixed_precision: Mapping | None = None,
+        offload_to_cpu: bool = False,
+        activation_checkpointing: list | tuple | None = None,
+        state_dict: str = "sharded",
+        skip_init_weights: bool = False,
+        **mmengine_keys: Any,
+    ) -> None:
+        state_dict = map_mmengine_fsdp_keys(mmengine_keys).get("state_dict", state_dict)
+        shard = dict(shard or {})
+        _check_keys(shard, _SHARD_KEYS, "shard")
+        self.blocks = _names(shard.get("blocks", []), "shard.blocks")
+        self.reshard_after_forward = shard.get("reshard_after_forward", True)
+        mesh = dict(mesh or {})
+        _check_keys(mesh, ("shape",), "mesh")
+        self.mesh_shape = None if mesh.get("shape") is None else tuple(int(n) for n in mesh["shape"])
+        if self.mesh_shape is not None and len(self.mesh_shape) not in (1, 2):
+            raise ConfigError(f"must be None, (ranks,) or (nodes, gpus_per_node), got {mesh['shape']!r}", key="mesh.shape")
+        self.mixed_precision = None if mixed_precision is None else dict(mixed_precision)
+        if self.mixed_precision is not None:
+            _check_keys(self.mixed_precision, _PRECISION_KEYS, "mixed_precision")
+            for key in ("param_dtype", "reduce_dtype", "output_dtype"):
+                if self.mixed_precision.get(key) is not None:
+                    self.mixed_precision[key] = _dtype(self.mixed_precision[key], f"mixed_precision.{key}")
+        self.offload_to_cpu = bool(offload_to_cpu)
+        self.activation_checkpointing = _names(activation_checkpointing or [], "activation_checkpointing")
+        if state_dict != "sharded":
+            raise ConfigError(
+                f"only 'sharded' (DCP checkpoint directories) is supported, got {state_dict!r}; for one ordinary "
+                "file, convert a checkpoint directory with tools/consolidate_checkpoint.py DIR OUT.pth",
+                key="state_dict",
+            )
+        self.state_dict_type = state_dict
+        self.sharded_checkpoints = True
+        self.initialises_weights_at_wrap = not skip_init_weights
+        self.skip_init_weights = bool(skip_init_weights)
+        self.mesh: Any = None
+        self.checkpoint_group: Any = None
+
+    # ------------------------------------------------------------------ building
+    def model_device(self) -> torch.device | None:
+        """None: the model stays on the CPU until each block is sharded onto the GPU."""
+        return None
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """Initialise, checkpoint activations of and shard ``model``; returns it in an
+        :class:`FSDPModelWrapper`."""
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
+
+        require_fsdp_environment()
+        world_size = torch_dist.get_world_size()
+        shape = self.mesh_shape or (world_size,)
+        if _product(shape) != world_size:
+            raise ConfigError(f"{shape} holds {_product(shape)} ranks, but the run has {world_size}", key="strategy.mesh.shape")
+        use_cuda = torch.cuda.is_available() and torch_dist.get_backend() == "nccl"
+        names = ("replicate", "shard") if len(shape) == 2 else ("shard",)
+        self.mesh = init_device_mesh("cuda" if use_cuda else "cpu", shape, mesh_dim_names=names)
+        # Checkpoint collectives get a (CPU) group of their own: an asynchronous save runs
+        # them on a helper thread while training runs its own on the default group.
+        self.checkpoint_group = torch_dist.new_group(backend="gloo")
+
+        if not self.skip_init_weights and hasattr(model, "init_weights"):
+            model.init_weights()  # before sharding: the same values as unsharded training
+        for value in model.state_dict().values():  # on the CPU still: through the gloo group
+            torch_dist.broadcast(value, src=0, group=self.checkpoint_group)
+        for module in _matching(model, self.activation_checkpointing, "strategy.activation_checkpointing"):
+            from torch.distributed._composable import checkpoint
+
+            checkpoint(module)  # keeps parameter names, unlike checkpoint_wrapper
+        kwargs: dict[str, Any] = dict(mesh=self.mesh, reshard_after_forward=self.reshard_after_forward)
+        if self.mixed_precision is not None:
+            kwargs["mp_policy"] = MixedPrecisionPolicy(**self.mixed_precision)
+        if self.offload_to_cpu and use_cuda:
+            kwargs["offload_policy"] = CPUOffloadPolicy()
+        elif self.offload_to_cpu:
+            print_log("FSDPStrategy: offload_to_cpu has no effect on the CPU (the shards are there already)",
+                      logger="current", level=logging.WARNING)
+        for module in _matching(model, self.blocks, "strategy.shard.blocks"):
+            fully_shard(module, **kwargs)
+        fully_shard(model, **kwargs)
+        return FSDPModelWrapper(model)
+
+    def broadcast_initial_weights(self, model: nn.Module) -> None:
+        """Nothing: :meth:`wrap` initialised and broadcast the weights before sharding."""
+
+    # ------------------------------------------------------------------ state
+    def load_model_state_dict(self, model: nn.Module, state: Mapping[str, Any], strict: bool) -> Any:
+        """Scatter full tensors (an ordinary checkpoint's) into the sharded ``model``."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        return set_model_state_dict(model, dict(state), options=StateDictOptions(full_state_dict=True, strict=strict))
+
+
+def require_fsdp_environment() -> None:
+    """Stop with one line when FSDP2 cannot run here: no NumPy (DCP's object collectives
+    call ``tensor.numpy()``), or no process group."""
+    if importlib.util.find_spec("numpy") is None:
+        raise ConfigError(
+            f"FSDPStrategy needs NumPy (torch's distributed checkpoints use it); install the fsdp extra: "
+            f"{extra_install_hint('fsdp')}",
+            key="strategy",
+        )
+    if not torch_dist.is_initialized():
+        raise ConfigError(
+            "FSDPStrategy needs a process group: start the run with torchrun and launcher='pytorch', e.g. "
+            "`torchrun --nproc-per-node 2 tools/train.py CONFIG --launcher pytorch` (one process: --nproc-per-node 1)",
+            key="strategy",
+        )
+
+
+def _matching(model: nn.Module, names: list[str], key: str) -> list[nn.Module]:
+    """The submodules (never the root) whose class name or qualified name is in ``names``,
+    deepest first as fully_shard wants them; a name that matches nothing is an error."""
+    if not names:
+        return []
+    found, used = [], set()
+    for qualified, module in model.named_modules():
+        if not qualified:
+            continue
+        for name in (type(module).__name__, qualified):
+            if name in names:
+                found.append((qualified, module))
+                used.add(name)
+                break
+    unused = [name for name in names if name not in used]
+    if unused:
+        classes = sorted({type(m).__name__ for _, m in model.named_modules()})
+        hints = "".join(did_you_mean(name, classes) for name in unused)
+        raise ConfigError(
+            f"{quoted_list(unused)} matches no module of the model.{hints} Its module classes: {quoted_list(classes)}",
+            key=key,
+        )
+    found.sort(key=lambda item: -item[0].count("."))
+    return [module for _, module in found]
+
+
+def _names(value: Any, key: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, type)) for v in value):
+        raise ConfigError(f"must be a list of module class names or qualified names, got {value!r}", key=key)
+    return [v.__name__ if isinstance(v, type) else v for v in value]
+
+
+def _check_keys(cfg: dict, accepted: tuple[str, ...], key: str) -> None:
+    for name in cfg:
+        if name not in accepted:
+            raise ConfigError(
+                f"unknown key.{did_you_mean(str(name), accepted)} Accepted: {quoted_list(accepted)}", key=f"{key}.{name}"
+            )
+
+
+def _dtype(value: Any, key: str) -> torch.dtype:
+    if isinstance(value, torch.dtype):
+        return value
+    found = getattr(torch, str(value).replace("torch.", ""), None)
+    if not isinstance(found, torch.dtype):
+        raise ConfigError(f"must be a torch dtype name such as 'bfloat16' or 'float32', got {value!r}", key=key)
+    return found
+
+
+def _product(shape: tuple[int, ...]) -> int:
+    total = 1
+    for n in shape:
+        total *= n
+    return total
