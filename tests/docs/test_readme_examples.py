@@ -1,73 +1,72 @@
-"""The README's extension examples, run as written (the README must stay true)."""
+"""The README's examples, run as written, and its links into docs/ (the front page must stay true).
+
+The README's blocks follow the same conventions as the pages' (docs/architecture.md, "Writing
+docs"); the examples that used to be in the README live in the pages now, where
+test_docs_examples.py runs them.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).parents[2] / "README.md"
+REPO = Path(__file__).parents[2]
+README = REPO / "README.md"
 
 
-def _python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+@functools.cache
+def _docs_examples():
+    """tests/docs/test_docs_examples.py, loaded by path (the tests are not a package)."""
+    spec = importlib.util.spec_from_file_location("_docs_examples", Path(__file__).with_name("test_docs_examples.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
 
 
-def _block_containing(marker: str) -> str:
-    for block in _python_blocks():
-        if marker in block:
-            return block
-    raise AssertionError(f"no README python block contains {marker!r}")
+def test_the_readme_has_an_example_and_every_block_is_marked_right():
+    blocks = _docs_examples().parse_blocks(README)
+    runnable = [b for b in blocks if b.language == "python" and b.mark != "not run"]
+    assert runnable, "the README's example is gone"
+    for block in blocks:
+        if block.mark == "not run":
+            assert len(block.reason) >= 10, f"{block}: '<!-- not run: ... -->' needs a reason"
 
 
 @pytest.mark.slow
-def test_model_dataset_metric_and_hook_examples_train_together(tmp_path):
-    namespace: dict = {}
-    exec(_block_containing("class TinyNet(BaseModel)"), namespace)
-    dataset_block = _block_containing("class MyData(Dataset)").replace(
-        "return dict(inputs=..., data_samples=...)",
-        # The README leaves the sample to the reader; give it a learnable one.
-        "g = torch.Generator().manual_seed(index)\n"
-        "        label = index % 10\n"
-        "        x = torch.randn(64, generator=g) * 0.1\n"
-        "        x[label] += 1.0\n"
-        "        return dict(inputs=x, data_samples=label)",
-    )
-    exec("import torch\n" + dataset_block, namespace)
-    exec(_block_containing("class ErrorRate(BaseMetric)"), namespace)
-    hook_block = _block_containing("class StopOnNaN(Hook)")
-    exec(hook_block.split("custom_hooks =")[0], namespace)
-
-    from minirunner.runner import Runner
-
-    loader = dict(batch_size=50, sampler=dict(type="DefaultSampler", shuffle=True), dataset=dict(type="MyData"))
-    runner = Runner(
-        model=dict(type="TinyNet"),
-        work_dir=str(tmp_path),
-        train_dataloader=loader,
-        val_dataloader=dict(loader, sampler=dict(type="DefaultSampler", shuffle=False)),
-        train_cfg=dict(by_epoch=True, max_epochs=3),
-        val_cfg=dict(),
-        val_evaluator=dict(type="ErrorRate"),
-        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.5)),
-        custom_hooks=[dict(type="StopOnNaN")],
-        default_hooks=dict(checkpoint=None),
-        randomness=dict(seed=0),
-    )
-    runner.train()
-    metrics = runner.val()
-    assert set(metrics) == {"error"}
-    assert metrics["error"] < 10.0  # the README's model learns the README's kind of data
+def test_readme_examples_run(tmp_path, monkeypatch, capsys):
+    examples = _docs_examples()
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "readme"}
+    with examples.isolated_registries():
+        for block in examples.python_blocks(README):
+            if block.mark != "not run":
+                examples.run_block(block, namespace, tmp_path)
+    # The example's own claim: the linear model learns the digits (printed as a metrics dict).
+    assert namespace["runner"].val()["accuracy/top1"] > 90.0
+    assert "{'accuracy/top1': " in capsys.readouterr().out
 
 
-def test_config_language_example_prints_what_it_says(tmp_path, capsys):
-    block = _block_containing("cfg = Config.fromfile('configs/digits_mlp.py')")
-    lines = [line for line in block.splitlines() if "cfg.optimzer" not in line]
-    code = "\n".join(lines).replace("cfg.dump('my_config.py')", f"cfg.dump({str(tmp_path / 'my_config.py')!r})")
-    code = code.replace("'configs/digits_mlp.py'", repr(str(README.parent / "configs" / "digits_mlp.py")))
-    exec(code, {})
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "0.05"
-    from minirunner.config import Config
+def test_readme_links_into_docs_name_pages_that_exist_and_every_page_is_linked():
+    text = README.read_text(encoding="utf-8")
+    linked = set()
+    for target in re.findall(r"\]\((docs/[^)#\s]+)(?:#[^)]*)?\)", text):
+        assert (REPO / target).is_file(), f"README links to {target}, which does not exist"
+        linked.add(target)
+    pages = {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")}
+    assert not pages - linked, f"pages the README does not link to: {sorted(pages - linked)}"
 
-    assert Config.fromfile(tmp_path / "my_config.py").optim_wrapper.optimizer.lr == 0.05
+
+def test_the_readme_names_only_make_targets_that_exist():
+    makefiles = "\n".join(p.read_text(encoding="utf-8") for p in [REPO / "Makefile", *(REPO / "mk").glob("*.mk")])
+    defined = set(re.findall(r"^([\w-]+):", makefiles, flags=re.M))
+    named = set(re.findall(r"`make ([\w-]+)", README.read_text(encoding="utf-8")))
+    assert {"test", "train", "test-fast", "docs"} <= named
+    assert not named - defined, f"the README names make targets that do not exist: {sorted(named - defined)}"
