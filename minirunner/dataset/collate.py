@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch.utils.data import default_collate
 from torch.utils.data._utils.collate import default_collate_fn_map
 
@@ -55,3 +56,23 @@ def pseudo_collate(data_batch: Sequence[Any]) -> Any:
     if isinstance(first, tuple):
         return tuple(fields)
     return fields
+
+
+@FUNCTIONS.register_module()
+def collate_batched(data: Any) -> Any:
+    """The collate function for a dataset whose ``__getitems__`` returns a whole batch.
+
+    torch's DataLoader calls ``dataset.__getitems__(indices)`` when the dataset has it and
+    passes the result to the collate function. A batch (a dict of stacked tensors, say) is
+    returned as it is; a plain list is taken to be a list of samples (torch's own wrappers,
+    such as ``Subset`` over a dataset without ``__getitems__``, return one) and goes through
+    ``default_collate``. :func:`~minirunner.dataset.build_dataloader` picks this function by
+    itself when the config sets no ``collate_fn``.
+
+    Example:
+        >>> collate_batched(dict(x=torch.zeros(2, 3)))['x'].shape
+        torch.Size([2, 3])
+        >>> collate_batched([dict(x=torch.zeros(3)), dict(x=torch.ones(3))])['x'].shape
+        torch.Size([2, 3])
+    """
+    return default_collate(data) if type(data) is list else data
