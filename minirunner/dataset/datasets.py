@@ -37,6 +37,15 @@ def take_rows(tensors: Mapping[str, torch.Tensor], indices: list[int]) -> dict[s
     return {name: tensor.index_select(0, index) for name, tensor in tensors.items()}
 
 
+def _fetch(dataset: Dataset, cls: type, tensors: Mapping[str, torch.Tensor], indices: list[int]) -> Any:
+    """:func:`take_rows`, unless a subclass of ``cls`` redefines ``__getitem__``: its samples
+    are then no longer plain rows, so they are fetched one by one (a list of samples, which
+    ``collate_batched`` and ``default_collate`` collate as usual)."""
+    if type(dataset).__getitem__ is not cls.__getitem__:
+        return [dataset[index] for index in indices]
+    return take_rows(tensors, indices)
+
+
 @DATASETS.register_module()
 class SyntheticClassification(Dataset):
     """Gaussian clusters, one per class: a deterministic, learnable toy problem.
@@ -91,7 +100,7 @@ class SyntheticClassification(Dataset):
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         """The samples at ``indices`` as one collated batch (the DataLoader calls this)."""
-        return take_rows(dict(inputs=self.inputs, data_samples=self.labels), indices)
+        return _fetch(self, SyntheticClassification, dict(inputs=self.inputs, data_samples=self.labels), indices)
 
 
 @functools.lru_cache(maxsize=4)
@@ -172,7 +181,7 @@ class DigitsDataset(Dataset):
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         """The samples at ``indices`` as one collated batch (the DataLoader calls this)."""
-        return take_rows(dict(inputs=self.inputs, data_samples=self.labels), indices)
+        return _fetch(self, DigitsDataset, dict(inputs=self.inputs, data_samples=self.labels), indices)
 
 
 @DATASETS.register_module()
@@ -251,4 +260,4 @@ class InMemoryDataset(Dataset):
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         """The samples at ``indices`` as one collated batch (the DataLoader calls this)."""
-        return take_rows(self.data, indices)
+        return _fetch(self, InMemoryDataset, self.data, indices)
