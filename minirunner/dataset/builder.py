@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, default_collate
 
 from minirunner import dist
@@ -37,8 +38,9 @@ def build_dataloader(
         - ``sampler`` (required): a dict config built from ``DATA_SAMPLERS`` (it receives
           ``dataset``, and ``seed`` when it accepts one), or a sampler object.
         - ``batch_size`` (required): samples per batch *per process*.
-        - ``num_workers`` (0), ``persistent_workers`` (False), ``pin_memory`` (False),
-          ``drop_last`` (False).
+        - ``num_workers`` (0), ``persistent_workers`` (False), ``drop_last`` (False).
+        - ``pin_memory``: defaults to True when CUDA is available (the runner then trains
+          there): batches in pinned memory reach the GPU asynchronously.
         - ``collate_fn``: ``dict(type=<FUNCTIONS name>, **kwargs)`` or a callable; defaults
           to ``dict(type='default_collate')``, torch's own. A dataset with ``__getitems__``
           (the built-in ones, :class:`InMemoryDataset`) then fetches each batch with one
@@ -102,7 +104,9 @@ def build_dataloader(
             "Set num_workers >= 1 or persistent_workers=False",
             key="persistent_workers",
         )
-    pin_memory = cfg.pop("pin_memory", False)
+    pin_memory = cfg.pop("pin_memory", None)
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
     drop_last = cfg.pop("drop_last", False)
 
     collate_cfg = cfg.pop("collate_fn", None)
