@@ -24,14 +24,14 @@ Two modes:
   many pairs (21) is the figure to read, as single runs on a shared machine vary by 20% and
   more. The process pins itself to one core (``--no-pin`` turns that off).
 - ``--instructions``: the same loops under valgrind's callgrind with its cache simulation,
-  each side at two run lengths (1 and 3 epochs); the difference divided by the extra
+  each side at two run lengths (1 and 2 epochs); the difference divided by the extra
   iterations is the cost of one iteration, with start-up and warm-up cancelled out. It prints
   instructions (Ir) and estimated cycles (Ir + 10 x L1 misses + 100 x last-level misses)
   per iteration. The counts are deterministic, so one run is enough; it takes a few minutes.
   ``--keep DIR`` keeps callgrind's files (one per run) for ``callgrind_annotate``.
 
     python benchmarks/overhead.py [--repeats 21] [--cases plain features default] [--no-pin]
-    python benchmarks/overhead.py --instructions [--cases ...] [--keep DIR]
+    python benchmarks/overhead.py --instructions [--cases ...] [--sides runner layers naive] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ EPOCHS, BATCH, SAMPLES = 4, 64, 8192
 LR, MOMENTUM, ACCUMULATE, MAX_NORM, WARMUP = 0.05, 0.9, 2, 1.0, 20
 LOG_INTERVAL = {"plain": 50, "features": 50, "default": 10}
 SIDES = ("naive", "runner", "layers")
-SHORT, LONG = 1, 3  # run lengths in epochs for --instructions
+SHORT, LONG = 1, 2  # run lengths in epochs for --instructions
 MARKER = "os_getppid"  # a C function each run boundary calls; callgrind dumps its counts there
 
 
@@ -84,8 +84,8 @@ class PerSample(Dataset):
         return self.dataset[index]
 
 
-def make_dataset() -> SyntheticClassification:
-    return SyntheticClassification(num_samples=SAMPLES, num_features=32, num_classes=10, seed=0)
+def make_dataset(samples: int = SAMPLES) -> SyntheticClassification:
+    return SyntheticClassification(num_samples=samples, num_features=32, num_classes=10, seed=0)
 
 
 def hand_loop(dataset: Dataset, case: str, epochs: int, side: str) -> float:
@@ -208,9 +208,9 @@ def wall_time(cases: list[str], repeats: int, pin: bool) -> None:
 
 
 # ---------------------------------------------------------------------------- instructions
-def callgrind_child(cases: list[str], manifest: str) -> None:
+def callgrind_child(cases: list[str], side_names: list[str], manifest: str) -> None:
     """Run under callgrind: each side at both lengths, a marker call after each run."""
-    dataset = make_dataset()
+    dataset, small = make_dataset(), make_dataset(10 * BATCH)
     labels = []  # what ran before each marker, in order
 
     def mark(label: str) -> None:
@@ -218,8 +218,8 @@ def callgrind_child(cases: list[str], manifest: str) -> None:
         os.getppid()  # callgrind dumps the counts since the previous marker here
 
     for case in cases:
-        for side in SIDES:
-            sides(dataset, case, SHORT)[side]()  # warm-up: first calls, lazy set-up
+        for side in side_names:
+            sides(small, case, 1)[side]()  # warm-up: first calls, lazy set-up
             mark("warm-up")
             for epochs in (SHORT, LONG):
                 sides(dataset, case, epochs)[side]()
@@ -243,7 +243,7 @@ def estimated_cycles(counts: dict[str, int]) -> int:
     return counts["Ir"] + 10 * l1 + 100 * last_level
 
 
-def instructions(cases: list[str], keep: str | None) -> None:
+def instructions(cases: list[str], side_names: list[str], keep: str | None) -> None:
     if shutil.which("valgrind") is None:
         sys.exit(
             "--instructions needs valgrind's callgrind, which is not installed: install it with "
@@ -256,8 +256,10 @@ def instructions(cases: list[str], keep: str | None) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     command = [
         "valgrind", "--tool=callgrind", "--cache-sim=yes", f"--dump-before={MARKER}",
+        "--compress-strings=no",  # each file then names its functions itself (callgrind_annotate)
         f"--callgrind-out-file={os.path.join(folder, 'callgrind.out')}",
         sys.executable, os.path.abspath(__file__), "--callgrind-child", manifest, "--cases", *cases,
+        "--sides", *side_names,
     ]
     print(f"running the loops under callgrind (a few minutes); files in {folder}", flush=True)
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -275,14 +277,14 @@ def instructions(cases: list[str], keep: str | None) -> None:
     )
     for case in cases:
         per_iter = {}
-        for side in SIDES:
+        for side in side_names:
             short, long = runs[f"{case}/{side}/{SHORT}"], runs[f"{case}/{side}/{LONG}"]
             per_iter[side] = (
                 (long["Ir"] - short["Ir"]) / iterations,
                 (estimated_cycles(long) - estimated_cycles(short)) / iterations,
             )
         base_ir, base_cycles = per_iter["layers"]
-        for side in SIDES:
+        for side in side_names:
             ir, cycles = per_iter[side]
             print(
                 f"{case:<9} {side:<7} {ir:>12.0f} {cycles:>12.0f}"
@@ -297,14 +299,18 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["plain", "features"], choices=list(LOG_INTERVAL))
     parser.add_argument("--instructions", action="store_true", help="count instructions with callgrind")
     parser.add_argument("--keep", metavar="DIR", help="with --instructions: keep callgrind's files in DIR")
+    parser.add_argument(
+        "--sides", nargs="+", default=["runner", "layers"], choices=SIDES,
+        help="with --instructions: the sides to count (naive is slow under callgrind)",
+    )
     parser.add_argument("--callgrind-child", metavar="MANIFEST", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)  # steadier figures; every side runs with the same setting
     logging.getLogger("hand-loop").setLevel(logging.WARNING)
     if args.callgrind_child:
-        callgrind_child(args.cases, args.callgrind_child)
+        callgrind_child(args.cases, args.sides, args.callgrind_child)
     elif args.instructions:
-        instructions(args.cases, args.keep)
+        instructions(args.cases, sorted(set(args.sides) | {"layers"}, key=SIDES.index), args.keep)
     else:
         wall_time(args.cases, args.repeats, args.pin)
 
