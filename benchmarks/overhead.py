@@ -210,7 +210,7 @@ def wall_time(cases: list[str], repeats: int, pin: bool) -> None:
 # ---------------------------------------------------------------------------- instructions
 def callgrind_child(cases: list[str], side_names: list[str], manifest: str) -> None:
     """Run under callgrind: each side at both lengths, a marker call after each run."""
-    dataset, small = make_dataset(), make_dataset(10 * BATCH)
+    dataset, small = make_dataset(), make_dataset(2 * WARMUP * BATCH)  # longer than the warm-up
     labels = []  # what ran before each marker, in order
 
     def mark(label: str) -> None:
@@ -262,7 +262,9 @@ def instructions(cases: list[str], side_names: list[str], keep: str | None) -> N
         "--sides", *side_names,
     ]
     print(f"running the loops under callgrind (a few minutes); files in {folder}", flush=True)
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(os.path.join(folder, "child.log"), "w") as log:
+        if subprocess.run(command, env=env, stdout=log, stderr=log).returncode != 0:
+            sys.exit(f"the run under callgrind failed; see {log.name}")
     with open(manifest) as handle:
         labels = json.load(handle)
     runs = {label: _read_totals(os.path.join(folder, f"callgrind.out.{part}"))
