@@ -7,8 +7,8 @@ from __future__ import annotations
 import functools
 import gzip
 import io
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
