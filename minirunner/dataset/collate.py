@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch.utils.data import default_collate
 from torch.utils.data._utils.collate import default_collate_fn_map
 
@@ -70,6 +69,7 @@ def collate_batched(data: Any) -> Any:
     itself when the config sets no ``collate_fn``.
 
     Example:
+        >>> import torch
         >>> collate_batched(dict(x=torch.zeros(2, 3)))['x'].shape
         torch.Size([2, 3])
         >>> collate_batched([dict(x=torch.zeros(3)), dict(x=torch.ones(3))])['x'].shape
