@@ -4,10 +4,10 @@ reference's ``BaseDataset`` with its ``Compose`` pipeline, and the dataset wrapp
 
 from .base_dataset import BaseDataset, force_full_init
 from .builder import build_dataloader
-from .collate import default_collate, pseudo_collate
+from .collate import FetchedBatch, collate_batched, default_collate, pseudo_collate
 from .compose import Compose
 from .dataset_wrapper import ClassBalancedDataset, ConcatDataset, RepeatDataset
-from .datasets import DigitsDataset, SyntheticClassification, load_digits_file
+from .datasets import DigitsDataset, InMemoryDataset, SyntheticClassification, load_digits_file
 from .sampler import DefaultSampler, InfiniteSampler, sync_random_seed
 from .vision import (
     CIFAR10,
@@ -26,5 +26,5 @@ __all__ = [
     "sync_random_seed", "CIFAR10", "MNIST", "FashionMNIST", "ImageFolder",
     "TorchvisionDataset", "import_torchvision", "torchvision_available", "worker_init_fn",
     "BaseDataset", "force_full_init", "Compose", "ConcatDataset", "RepeatDataset",
-    "ClassBalancedDataset",
+    "ClassBalancedDataset", "collate_batched", "FetchedBatch", "InMemoryDataset",
 ]

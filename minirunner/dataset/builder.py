@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, default_collate
 
 from minirunner import dist
 from minirunner.registry import DATA_SAMPLERS, DATASETS, FUNCTIONS, config_key
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
+from .collate import collate_batched
 from .sampler import InfiniteSampler
 from .worker_init import worker_init_fn
 
@@ -36,10 +39,14 @@ def build_dataloader(
           ``dataset``, and ``seed`` when it accepts one), or a sampler object.
         - ``batch_size`` (required): samples per batch *per process*.
         - ``num_workers`` (0), ``persistent_workers`` (False), ``prefetch_factor`` (2
-          batches per worker; only with workers), ``pin_memory`` (False), ``drop_last``
-          (False).
+          batches per worker; only with workers), ``drop_last`` (False).
+        - ``pin_memory``: defaults to True when CUDA is available (the runner then trains
+          there): batches in pinned memory reach the GPU asynchronously.
         - ``collate_fn``: ``dict(type=<FUNCTIONS name>, **kwargs)`` or a callable; defaults
-          to ``dict(type='default_collate')``, torch's own.
+          to ``dict(type='default_collate')``, torch's own. A dataset with ``__getitems__``
+          (the built-in ones, :class:`InMemoryDataset`) then fetches each batch with one
+          call and :func:`collate_batched` passes it on; any other ``collate_fn`` receives
+          a list of samples, fetched one at a time, as with any dataset.
         - ``batch_sampler``: optional dict config built from ``DATA_SAMPLERS`` with
           ``sampler`` and ``batch_size``; it replaces batch_size/drop_last in the loader.
         - ``worker_init_fn``: a dict naming a ``FUNCTIONS`` entry, or a callable; when
@@ -114,11 +121,16 @@ def build_dataloader(
             )
     elif num_workers > 0:
         prefetch_factor = 2
-    pin_memory = cfg.pop("pin_memory", False)
+    pin_memory = cfg.pop("pin_memory", None)
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
     drop_last = cfg.pop("drop_last", False)
 
-    with config_key("collate_fn"):
-        collate_fn = _build_function(cfg.pop("collate_fn", dict(type="default_collate")))
+    collate_cfg = cfg.pop("collate_fn", None)
+    collate_fn = None
+    if collate_cfg is not None:
+        with config_key("collate_fn"):
+            collate_fn = _build_function(collate_cfg)
 
     init_fn_cfg = cfg.pop("worker_init_fn", None)
     if init_fn_cfg is not None:
@@ -139,6 +151,7 @@ def build_dataloader(
         dataset = _build_dataset(dataset_cfg)
     with config_key("sampler"):
         sampler = _build_sampler(sampler_cfg, dataset, None if diff_rank_seed else seed)
+    collate_fn, dataset = _collate_and_fetch(collate_fn, dataset)
 
     batching: dict[str, Any]
     batch_sampler_cfg = cfg.pop("batch_sampler", None)
@@ -220,6 +233,24 @@ def _build_sampler(sampler_cfg: Any, dataset: Any, seed: int | None) -> Any:
     if sampler_cls is not None and _accepts(sampler_cls, "seed"):
         default_args["seed"] = seed
     return DATA_SAMPLERS.build(sampler_cfg, default_args=default_args)
+
+
+def _collate_and_fetch(collate_fn: Callable | None, dataset: Any) -> tuple[Callable, Any]:
+    """The loader's collate function, and the dataset to give the loader.
+
+    A dataset's ``__getitems__`` returns a batch: with the default collate (unset, or
+    ``default_collate`` itself, whose batch it equals) :func:`collate_batched` passes it on.
+    Any other collate function was written for a list of samples, so it gets one: the loader
+    reads a shallow copy of the dataset (the same class, sharing its data) whose
+    ``__getitems__`` is None, which torch's fetcher takes as "one sample at a time".
+    """
+    if not callable(getattr(dataset, "__getitems__", None)):
+        return collate_fn or default_collate, dataset
+    if collate_fn is None or collate_fn is default_collate or collate_fn is collate_batched:
+        return collate_batched, dataset
+    per_sample = copy.copy(dataset)
+    per_sample.__getitems__ = None
+    return collate_fn, per_sample
 
 
 def _build_batch_sampler(cfg: Any, sampler: Any, batch_size: int) -> Any:

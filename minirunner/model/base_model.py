@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -103,12 +104,20 @@ class BaseModel(BaseModule):
             tensors. Nothing is copied to the host here, so the step never waits for the
             device; the logger converts the values at its own interval.
         """
-        with optim_wrapper.optim_context(self):
-            # `_modules[...]` is what `self.data_preprocessor` resolves to, without the
-            # detour through nn.Module.__getattr__ on every iteration.
-            data = self._modules["data_preprocessor"](data, True)
+        # `_modules[...]` is what `self.data_preprocessor` resolves to, without the detour
+        # through nn.Module.__getattr__ on every iteration.
+        preprocess = self._modules["data_preprocessor"]
+        context = optim_wrapper.optim_context(self)
+        if type(context) is nullcontext:
+            # Nothing to enter (no autocast, no no_sync): skipping the `with` saves the
+            # context's two Python calls on every iteration.
+            data = preprocess(data, True)
             # The usual dict batch is unpacked here, one call fewer on every iteration.
             losses = self(**data, mode="loss") if type(data) is dict else self._run_forward(data, mode="loss")
+        else:
+            with context:
+                data = preprocess(data, True)
+                losses = self(**data, mode="loss") if type(data) is dict else self._run_forward(data, mode="loss")
         loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(loss)
         return log_vars

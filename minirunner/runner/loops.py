@@ -388,9 +388,9 @@ class EpochBasedTrainLoop(_TrainLoop):
         runner.call_hook("after_train_epoch")
         self._epoch += 1
 
-    def run_iter(self, batch_idx: int, data_batch: Any) -> None:
-        """One training step between its hooks."""
-        self._train_step(batch_idx, data_batch)
+    # One training step between its hooks (the shared step itself: one call fewer per
+    # iteration than a method that calls it; a subclass may still override run_iter).
+    run_iter = _TrainLoop._train_step
 
 
 @LOOPS.register_module()

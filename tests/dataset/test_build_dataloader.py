@@ -14,6 +14,7 @@ from minirunner.dataset import (
     DefaultSampler,
     SyntheticClassification,
     build_dataloader,
+    collate_batched,
     pseudo_collate,
     worker_init_fn,
 )
@@ -44,7 +45,8 @@ def test_builds_a_dataloader_with_defaults():
     assert isinstance(loader, DataLoader)
     assert isinstance(loader.sampler, DefaultSampler) and not loader.sampler.shuffle
     assert isinstance(loader.dataset, SyntheticClassification)
-    assert loader.collate_fn is torch.utils.data.default_collate
+    # The dataset fetches whole batches (__getitems__), which the default collate passes on.
+    assert loader.collate_fn is collate_batched
     assert (loader.batch_size, loader.num_workers, loader.drop_last) == (4, 0, False)
     assert loader.pin_memory is False and loader.persistent_workers is False
     assert loader.worker_init_fn is None
@@ -77,13 +79,29 @@ def test_passes_options_through():
     assert len(loader) == 2
 
 
+class _OneByOne(torch.utils.data.Dataset):
+    """A dataset without ``__getitems__``, as most are."""
+
+    def __init__(self, size: int) -> None:
+        self.values = torch.arange(size)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.values[index]
+
+
 def test_accepts_objects_and_returns_a_dataloader_unchanged():
-    dataset = SyntheticClassification(num_samples=6, num_features=2)
+    dataset = _OneByOne(6)
     sampler = DefaultSampler(dataset, shuffle=False)
     loader = build_dataloader(dict(dataset=dataset, sampler=sampler, batch_size=3, collate_fn=pseudo_collate))
     assert loader.dataset is dataset and loader.sampler is sampler
     assert loader.collate_fn is pseudo_collate
     assert build_dataloader(loader) is loader
+    # A dataset that fetches whole batches is used as given with the default collate.
+    batched = SyntheticClassification(num_samples=6, num_features=2)
+    assert build_dataloader(dict(dataset=batched, sampler=sampler, batch_size=3)).dataset is batched
 
 
 def test_seed_reaches_the_sampler_unless_ranks_have_different_seeds():
