@@ -126,6 +126,13 @@ class EMAHook(Hook):
         A second run on the same model (``runner.test()`` after ``runner.train()``)
         keeps the averages it has.
         """
+        if getattr(getattr(runner, "strategy", None), "sharded_checkpoints", False):
+            # A copy of sharded (DTensor) parameters and its place in a sharded checkpoint
+            # are not built yet; refusing beats averaging and saving something wrong.
+            raise ConfigError(
+                "EMAHook: an average of a model sharded by FSDPStrategy is not supported yet. "
+                "Remove the EMAHook from custom_hooks, or train with DDP (no strategy key)"
+            )
         self._skip_guards = skip_guards(getattr(runner, "optim_wrapper", None))
         model = self._unwrap(runner.model)
         if self.ema_model is not None and model is self.src_model:

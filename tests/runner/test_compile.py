@@ -32,7 +32,10 @@ REPO = Path(__file__).resolve().parents[2]
 def fresh_dynamo(monkeypatch, tmp_path):
     """Dynamo's caches and counters are per process: start each test without them, and give
     the inductor cache variables back as they were (the runner points them into its work dir)."""
+    from torch._dynamo.utils import counters
+
     torch._dynamo.reset()
+    counters.clear()  # reset() leaves them: an earlier test's compiles would count here
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "not-used"))
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "not-used"))
     yield
