@@ -9,6 +9,7 @@ and final full weights to ``WORK_DIR/initial.pt`` and ``final.pt``. Extra ``KEY=
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -162,6 +163,14 @@ def main() -> None:
     if int(rank) == 0:
         torch.save(weights, os.path.join(work_dir, "final.pt"))
     print(f"strategy: {type(runner.strategy).__name__}")
+    # As tools/train.py does: free the runner (and the gloo groups' threads) while Python is
+    # fully alive, then leave together; a group left to the interpreter's exit can abort it
+    # ("terminate called without an active exception").
+    del runner, weights
+    gc.collect()
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
