@@ -33,6 +33,15 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(skip)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    # pytest reports a skip at each test's line; one location folds them into one line.
+    if report.skipped and isinstance(report.longrepr, tuple) and report.longrepr[2].endswith("`make test-trackers`"):
+        report.longrepr = (__file__, None, report.longrepr[2])
+    return report
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """One MLflow tracking server for the module's tests."""
