@@ -15,6 +15,7 @@ import argparse
 import statistics
 import time
 
+import minirunner  # noqa: F401  (first: it quiets torch's NumPy warning on the CPU wheel)
 import torch
 from torch import nn
 from torch.nn import functional as F

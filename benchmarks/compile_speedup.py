@@ -20,6 +20,7 @@ import statistics
 import tempfile
 import time
 
+import minirunner  # noqa: F401  (first: it quiets torch's NumPy warning on the CPU wheel)
 import torch
 
 from minirunner.config import Config

@@ -50,6 +50,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
+import minirunner  # noqa: F401  (first: it quiets torch's NumPy warning on the CPU wheel)
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
