@@ -164,8 +164,9 @@ def _without_global_headers(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_compiled(model: nn.Module) -> bool:
-    """True when the forward of ``model`` (or of the module it wraps) is compiled in place."""
-    return getattr(_inner_module(model), "_compiled_call_impl", None) is not None
+    """True when the forward of ``model`` (or of the module it wraps), or of one of its
+    submodules (FSDPStrategy compiles block by block), is compiled in place."""
+    return any(getattr(module, "_compiled_call_impl", None) is not None for module in _inner_module(model).modules())
 
 
 class CompileWatch:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from torch import nn
 
 from minirunner.dist import get_world_size, is_distributed, is_main_process
-from minirunner.model.compile import compile_if_configured
+from minirunner.model.compile import compile_cache_folder, compile_if_configured, compile_options
 from minirunner.registry import LOG_PROCESSORS, LOOPS, MODELS, VISUALIZERS, config_key
 from minirunner.utils import ConfigError
 
@@ -73,7 +73,8 @@ class BuildersMixin:
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """Let the strategy wrap or shard the model, then compile its forward if the config's
-        ``compile`` asks (see :func:`~minirunner.model.compile.compile_options`).
+        ``compile`` asks (see :func:`~minirunner.model.compile.compile_options`). Under
+        FSDPStrategy the strategy compiles each block before sharding it instead.
 
         Outside a process group, every ``SyncBatchNorm`` is turned back into a plain
         BatchNorm layer (it cannot run there), as in MMEngine. Under torchrun the default
@@ -86,12 +87,11 @@ class BuildersMixin:
         if not is_distributed() and any(isinstance(m, nn.SyncBatchNorm) for m in model.modules()):
             self.logger.info("not distributed: SyncBatchNorm layers are reverted to BatchNorm layers")
             model = revert_sync_batchnorm(model)
-        if cfg.get("compile") and self.strategy.sharded_checkpoints:
-            # PyTorch documents compiling each block before fully_shard; not built yet.
-            raise ConfigError(
-                "compile: compiling a model sharded by FSDPStrategy is not supported yet. "
-                "Remove `compile`, or train with DDP (no strategy key) to compile"
-            )
+        if self.strategy.compiles_blocks:
+            options = compile_options(cfg.get("compile"))
+            if options is not None:  # FSDP2: each block compiled before it is sharded
+                self.strategy.compile_blocks(options, compile_cache_folder(self._work_dir))
+            return self.strategy.wrap(model)
         model = self.strategy.wrap(model)
         # After wrapping, in place: see minirunner.model.compile.
         return compile_if_configured(model, cfg.get("compile"), self._work_dir)

@@ -28,6 +28,14 @@ class BaseStrategy:
     checkpoint_group: Any = None
     #: True when :meth:`wrap` already applied the model's ``init_weights``.
     initialises_weights_at_wrap: bool = False
+    #: True when the strategy compiles the model itself, block by block, inside :meth:`wrap`
+    #: (see :meth:`compile_blocks`); otherwise the runner compiles the wrapped model.
+    compiles_blocks: bool = False
+
+    def compile_blocks(self, options: dict[str, Any], cache_folder: str) -> None:
+        """Have :meth:`wrap` compile each block with ``torch.compile(**options)`` (caches in
+        ``cache_folder``); only for a strategy whose :attr:`compiles_blocks` is True."""
+        raise NotImplementedError(f"{type(self).__name__} does not compile blocks")
 
     def model_device(self) -> torch.device | None:
         """Where ``build_model`` puts the model before :meth:`wrap`: this process's GPU when

@@ -95,6 +95,27 @@ class FSDPStrategy(BaseStrategy):
         self.skip_init_weights = bool(skip_init_weights)
         self.mesh: Any = None
         self.checkpoint_group: Any = None
+        self._compile: tuple[dict[str, Any], str] | None = None  # set by compile_blocks
+
+    # PyTorch's order for FSDP2: compile each block, then shard it (the root stays eager).
+    compiles_blocks = True
+
+    def compile_blocks(self, options: dict[str, Any], cache_folder: str) -> None:
+        """Compile each module of ``shard.blocks`` in place before it is sharded."""
+        if not self.blocks:
+            raise ConfigError(
+                "under FSDPStrategy each block named in strategy.shard.blocks is compiled before it is "
+                "sharded, and none is named. Name the model's repeated blocks, e.g. "
+                "strategy=dict(type='FSDPStrategy', shard=dict(blocks=['Block']))",
+                key="compile",
+            )
+        self._compile = (dict(options), cache_folder)
+        settings = ", ".join(f"{key}={value!r}" for key, value in options.items()) or "torch's defaults"
+        print_log(
+            f"torch.compile: each of {quoted_list(self.blocks)} compiles before it is sharded ({settings}); "
+            f"caches in {cache_folder}",
+            logger="current",
+        )
 
     # ------------------------------------------------------------------ building
     def model_device(self) -> torch.device | None:
@@ -136,6 +157,10 @@ class FSDPStrategy(BaseStrategy):
             print_log("FSDPStrategy: offload_to_cpu has no effect on the CPU (the shards are there already)",
                       logger="current", level=logging.WARNING)
         for module in _matching(model, self.blocks, "strategy.shard.blocks"):
+            if self._compile is not None:
+                from minirunner.model.compile import compile_model
+
+                compile_model(module, *self._compile)
             fully_shard(module, **kwargs)
         fully_shard(model, **kwargs)
         return FSDPModelWrapper(model)

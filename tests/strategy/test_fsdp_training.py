@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
@@ -74,3 +75,18 @@ def test_load_from_a_file_or_a_directory_on_a_hybrid_mesh(tmp_path):
     train(tmp_path / "one", "fsdp", 1, 8, "load_from=" + json.dumps(str(tmp_path / "hybrid" / "iter_12")))
     for key, value in torch.load(tmp_path / "one" / "initial.pt", weights_only=True).items():
         assert torch.equal(value, hybrid_final[key]), key
+
+
+def test_compile_under_fsdp_compiles_each_block_and_trains_the_same(tmp_path):
+    import json
+
+    from strategy.fsdp_support import log_text
+
+    eager = train(tmp_path / "eager", "fsdp", 2, 4)
+    compiled = train(tmp_path / "compiled", "fsdp", 2, 4, "compile=" + json.dumps(dict(backend="aot_eager")))
+    assert_close(compiled, eager)
+    log = log_text(tmp_path / "compiled")
+    assert "torch.compile: each of 'Block' compiles before it is sharded (backend='aot_eager')" in log
+    # Each of the two blocks ran compiled (the root and the head stay eager).
+    frames = int(re.search(r"torch\.compile, by iteration \d+: (\d+) frame\(s\) compiled", log).group(1))
+    assert frames >= 2
