@@ -26,7 +26,8 @@ from .log_processor import LogProcessor
 from .eval_loops import TestLoop, ValLoop
 from .loops import EpochBasedTrainLoop, IterBasedTrainLoop
 from .randomness import set_random_seed
-from .runner import DEFAULT_HOOKS, Runner
+from .default_hooks import DEFAULT_HOOKS
+from .runner import Runner
 from minirunner.model.sync_bn import revert_sync_batchnorm
 
 __all__ = [

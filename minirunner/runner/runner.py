@@ -36,7 +36,6 @@ from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
 from .builders import BuildersMixin
 from .checkpoint_methods import NOT_SEARCHED, CheckpointMixin, _unwrap
-from .default_hooks import DEFAULT_HOOKS
 from .hook_methods import HooksMixin
 from .randomness import set_random_seed
 
