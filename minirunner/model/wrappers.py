@@ -21,6 +21,23 @@ _DDP_HAS_FORWARD_SYNC = "forward_sync_buffers" in inspect.signature(DistributedD
 MODEL_WRAPPERS.register_module(module=DistributedDataParallel)
 
 
+def wrapped_train_step(wrapper: nn.Module, forward: nn.Module, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
+    """The ``train_step`` of a distributed wrapper around ``wrapper.module``: preprocess,
+    run ``forward`` (the wrapper itself when its forward communicates, as DDP's does; else
+    the module) under ``optim_wrapper.optim_context(wrapper)``, so accumulation iterations
+    enter the wrapper's ``no_sync()``, then parse the losses and update the parameters."""
+    module = wrapper.module
+    with optim_wrapper.optim_context(wrapper):
+        data = module.data_preprocessor(data, True)
+        if isinstance(data, Mapping):
+            losses = forward(**data, mode="loss")
+        else:
+            losses = forward(*data, mode="loss")
+    loss, log_vars = module.parse_losses(losses)
+    optim_wrapper.update_params(loss)
+    return log_vars
+
+
 @MODEL_WRAPPERS.register_module(name=["MiniDistributedDataParallel", "MMDistributedDataParallel"])
 class MiniDistributedDataParallel(DistributedDataParallel):
     """``DistributedDataParallel`` that speaks the runner's ``train_step`` interface.
@@ -38,16 +55,7 @@ class MiniDistributedDataParallel(DistributedDataParallel):
 
     def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
         """Preprocess, forward through DDP, parse losses and update the parameters."""
-        module = self.module
-        with optim_wrapper.optim_context(self):
-            data = module.data_preprocessor(data, True)
-            if isinstance(data, Mapping):
-                losses = self(**data, mode="loss")
-            else:
-                losses = self(*data, mode="loss")
-        loss, log_vars = module.parse_losses(losses)
-        optim_wrapper.update_params(loss)
-        return log_vars
+        return wrapped_train_step(self, self, data, optim_wrapper)
 
     def val_step(self, data: Any) -> Any:
         """The wrapped model's ``val_step``."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
+from minirunner.model.wrappers import wrapped_train_step
 from minirunner.registry import MODEL_WRAPPERS
 
 
@@ -47,19 +48,10 @@ class FSDPModelWrapper(nn.Module):
 
     def train_step(self, data: Any, optim_wrapper: Any) -> dict[str, torch.Tensor]:
         """Preprocess, forward, parse losses and update the parameters."""
-        module = self.module
         if not self._grad_sync:  # the last iteration accumulated; this one may step
-            module.set_requires_gradient_sync(True)
+            self.module.set_requires_gradient_sync(True)
             self._grad_sync = True
-        with optim_wrapper.optim_context(self):
-            data = module.data_preprocessor(data, True)
-            if isinstance(data, Mapping):
-                losses = module(**data, mode="loss")
-            else:
-                losses = module(*data, mode="loss")
-        loss, log_vars = module.parse_losses(losses)
-        optim_wrapper.update_params(loss)
-        return log_vars
+        return wrapped_train_step(self, self.module, data, optim_wrapper)
 
     def val_step(self, data: Any) -> Any:
         """The sharded model's ``val_step``."""
