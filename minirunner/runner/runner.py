@@ -116,9 +116,9 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         self.strategy = self.build_strategy(strategy)
 
         self._work_dir = os.path.abspath(work_dir or self._default_work_dir())
-        self._timestamp = broadcast_object(time.strftime("%Y%m%d_%H%M%S", time.localtime()))
+        # Rank 0 names the log folder for every rank: its clock, and its view of the work dir.
+        self._timestamp, self._log_dir = broadcast_object(_fresh_log_dir(self._work_dir) if is_main_process() else None)
         self._experiment_name = experiment_name or self._timestamp
-        self._log_dir = os.path.join(self._work_dir, self._timestamp)
         # The log folder appears with the first line logged (see add_log_file).
         self._logger = self._build_logger(log_level)
         if is_main_process():
@@ -270,7 +270,7 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
 
     @property
     def log_dir(self) -> str:
-        """``<work_dir>/<timestamp>``: this run's log file and ``vis_data``."""
+        """``<work_dir>/<timestamp>`` (``_2``, ... if taken): this run's log file and ``vis_data``."""
         return self._log_dir
 
     @property
@@ -487,6 +487,29 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         metrics = loop.run()
         self.call_hook("after_run")
         return metrics
+
+
+# Log folders handed out in this process: a runner's folder appears only with its first line
+# logged, so a second runner built before that must not be given the same name.
+_LOG_DIRS_GIVEN: set[str] = set()
+
+
+def _fresh_log_dir(work_dir: str) -> tuple[str, str]:
+    """The start time ``YYYYmmdd_HHMMSS`` and an unused log folder for it in ``work_dir``.
+
+    Two runs started within one second (a quick run, then ``--resume``) would otherwise share
+    ``<work_dir>/<timestamp>`` and write into each other's log file and ``vis_data``; the later
+    one gets ``<timestamp>_2``, ``_3``, ... instead. Nothing is created here: a config error
+    found later while building leaves no empty folder behind.
+    """
+    timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
+    log_dir = os.path.join(work_dir, timestamp)
+    suffix = 2
+    while log_dir in _LOG_DIRS_GIVEN or os.path.exists(log_dir):
+        log_dir = os.path.join(work_dir, f"{timestamp}_{suffix}")
+        suffix += 1
+    _LOG_DIRS_GIVEN.add(log_dir)
+    return timestamp, log_dir
 
 
 def _make_default_scope(experiment_name: str, scope: str | None) -> DefaultScope | None:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import textwrap
+import time
 
 import pytest
 
@@ -117,3 +118,22 @@ def test_nothing_written_outside_the_work_dir(tmp_path, monkeypatch):
     timestamps = {name for name in top if re.fullmatch(r"\d{8}_\d{6}", name)}
     assert len(timestamps) == 1
     assert top - timestamps == {"epoch_1.pth", "epoch_2.pth", "last_checkpoint", "placed.py", ".minirunner.lock"}
+
+
+def test_a_run_started_in_the_same_second_gets_its_own_log_folder(tmp_path, monkeypatch, trained):
+    first, _, cfg = trained
+    first_log = os.path.join(first.log_dir, f"{first.timestamp}.log")
+    with open(first_log) as f:
+        before = f.read()
+    # Every later run starts "in the same second" as the first one.
+    real_strftime = time.strftime
+    monkeypatch.setattr(time, "strftime", lambda fmt, t=None: first.timestamp if fmt == "%Y%m%d_%H%M%S" else real_strftime(fmt, t))
+    later = [Runner.from_cfg(cfg) for _ in range(2)]
+    for runner in later:
+        runner.train()
+    assert [r.timestamp for r in later] == [first.timestamp] * 2
+    assert [r.log_dir for r in later] == [first.log_dir + "_2", first.log_dir + "_3"]
+    with open(first_log) as f:
+        assert f.read() == before
+    for runner in later:
+        assert os.path.isfile(os.path.join(runner.log_dir, "vis_data", "scalars.json"))
