@@ -43,15 +43,22 @@ class AnalyzeError(Exception):
 def list_runs(work_dir: str) -> list[str]:
     """The run folders (``<timestamp>`` holding ``vis_data/scalars.json``) of a work dir, oldest first.
 
-    Timestamps sort as text in time order, so the last one is the latest run.
+    Timestamps sort as text in time order, so the last one is the latest run; runs started in
+    the same second (``<timestamp>_2``, ``_3``, ...) follow their suffix as a number.
     """
     if not os.path.isdir(work_dir):
         return []
     names = sorted(
-        name for name in os.listdir(work_dir)
-        if os.path.isfile(os.path.join(work_dir, name, "vis_data", "scalars.json"))
+        (name for name in os.listdir(work_dir)
+         if os.path.isfile(os.path.join(work_dir, name, "vis_data", "scalars.json"))),
+        key=_run_order,
     )
     return [os.path.join(work_dir, name) for name in names]
+
+
+def _run_order(name: str) -> tuple[str, int]:
+    stem, _, suffix = name.rpartition("_")
+    return (stem, int(suffix)) if len(suffix) < 6 and suffix.isdigit() else (name, 0)
 
 
 def runs_message(work_dir: str, runs: list[str]) -> str:

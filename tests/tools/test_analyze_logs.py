@@ -101,14 +101,16 @@ def test_runs_are_found_from_their_folders(tmp_path):
 
 def test_a_work_dir_lists_its_runs(tmp_path):
     work_dir = tmp_path / "work"
-    for stamp in ("20260102_000000", "20260101_000000", "20260103_000000"):
+    # Runs started in the same second as an earlier one get _2, _3, ... _10 (in that order).
+    for stamp in ("20260102_000000_10", "20260102_000000", "20260101_000000", "20260102_000000_2",
+                  "20260103_000000"):
         path = work_dir / stamp / "vis_data" / "scalars.json"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(RECORDS[0]) + "\n", encoding="utf-8")
     (work_dir / "20260104_000000").mkdir()  # a run that crashed before logging: not listed
     (work_dir / "config.py").write_text("", encoding="utf-8")
     runs = analyze_logs.list_runs(str(work_dir))
-    names = ["20260101_000000", "20260102_000000", "20260103_000000"]
+    names = ["20260101_000000", "20260102_000000", "20260102_000000_2", "20260102_000000_10", "20260103_000000"]
     assert runs == [str(work_dir / name) for name in names]  # oldest first
     with pytest.raises(analyze_logs.AnalyzeError) as caught:
         analyze_logs.find_scalars(str(work_dir))
