@@ -312,7 +312,7 @@ class EMAHook(Hook):
         average starts from the checkpoint's (averaged) weights, as from a single file.
         """
         ema_model = self.ema_model
-        group = getattr(runner.strategy, "checkpoint_group", None)
+        group = getattr(getattr(runner, "strategy", None), "checkpoint_group", None)
         live = self.ema_state_dict()
         names = [key[len(_PREFIX):] for key in live if key.startswith(_PREFIX)]
         if resume and "ema_state_dict" in checkpoint_dir_entries(path):

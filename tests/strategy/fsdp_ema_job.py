@@ -5,7 +5,7 @@ The job of ``fsdp_job.py`` (same model, data, accumulation, clipping and schedul
 ``ddp`` or ``single``) with an ``EMAHook`` and a validation every 4 iterations whose metric is
 made of the model's logits on 16 samples. Rank 0 writes ``final.pt`` (the model's full weights
 after training; ``initial.pt``: before), ``ema.pt`` (the EMA hook's full averages, ``ema_state_dict()``, or nothing
-without an EMA hook) and ``val.json`` (the metrics of each validation). Each rank prints how many
+without an EMA hook; ``ema_initial.pt``: as training starts) and ``val.json`` (the metrics of each validation). Each rank prints how many
 elements of the averages it holds. KEY=JSON: ``ema`` (the EMAHook's arguments, ``null`` for
 none), ``reshard_after_forward`` (FSDP), ``checkpoint`` (CheckpointHook arguments), or a
 top-level config key.
@@ -56,6 +56,21 @@ class RecordMetrics(Hook):
                 json.dump(self.metrics, handle)
 
 
+@HOOKS.register_module(force=True)
+class SaveInitialAverages(Hook):
+    """Rank 0 writes the EMA's averages as training starts (after a resume or load_from) to
+    ``WORK_DIR/ema_initial.pt``."""
+
+    priority = "LOWEST"
+
+    def before_train(self, runner) -> None:
+        for hook in runner._hooks:
+            if isinstance(hook, EMAHook):
+                averages = full_averages(hook)[0]
+                if runner.rank == 0:
+                    torch.save(averages, os.path.join(runner.work_dir, "ema_initial.pt"))
+
+
 def full_averages(hook: EMAHook) -> tuple[dict, int, int]:
     """Every rank calls it: the averages as whole tensors, and how many elements this rank
     holds of how many in all."""
@@ -89,7 +104,7 @@ def main() -> None:
     cfg["val_cfg"] = dict()
     cfg["val_evaluator"] = dict(type="LogitMoments")
     ema = dict(momentum=0.2)
-    cfg["custom_hooks"] = [dict(type="SaveInitialWeights"), dict(type="RecordMetrics")]
+    cfg["custom_hooks"] = [dict(type="SaveInitialWeights"), dict(type="SaveInitialAverages"), dict(type="RecordMetrics")]
     for item in sys.argv[7:]:
         key, value = item.split("=", 1)
         value = json.loads(value)

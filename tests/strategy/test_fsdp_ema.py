@@ -145,16 +145,23 @@ def test_resume_one_to_two_processes_with_momentum_annealing(tmp_path):
     assert_metrics_close(resumed["val"], one["val"][1:])
 
 
-def test_load_from_a_directory_takes_its_averaged_weights(runs, tmp_path):
+def test_load_from_takes_the_averaged_weights_as_from_a_file(runs, tmp_path):
     folder, fsdp = runs["folder"], runs["fsdp"]
-    # As from a file: load_from gives the model the checkpoint's state_dict, the averages.
-    run = train(tmp_path, "fsdp", 2, 4, arg("load_from", folder / "fsdp" / "iter_12"),
-                arg("train_cfg", dict(by_epoch=False, max_iters=4, val_interval=4)))
-    assert "load_from: loaded the weights of the sharded checkpoint" in log_text(tmp_path)
-    initial = torch.load(tmp_path / "initial.pt", weights_only=True)
-    for key, value in initial.items():
-        assert torch.equal(value, fsdp["ema"][f"module.{key}"]), key
-    assert run["ema"]["steps"] == 4
+    short = arg("train_cfg", dict(by_epoch=False, max_iters=4, val_interval=4))
+    # As from a file, load_from gives the model the checkpoint's state_dict, the averages, and
+    # the average starts from them.
+    averages = {key[len("module."):]: value for key, value in fsdp["ema"].items() if key != "steps"}
+    file = torch.load(folder / "single" / "iter_12.pth", weights_only=True)["state_dict"]
+    for name, source in (("dir", folder / "fsdp" / "iter_12"), ("file", folder / "single" / "iter_12.pth")):
+        run = train(tmp_path / name, "fsdp", 2, 4, arg("load_from", source), short)
+        assert "load_from: loaded the weights of" in log_text(tmp_path / name)
+        expected = averages if name == "dir" else file
+        initial = torch.load(tmp_path / name / "initial.pt", weights_only=True)
+        ema_initial = torch.load(tmp_path / name / "ema_initial.pt", weights_only=True)
+        assert ema_initial.pop("steps") == 0 and run["ema"]["steps"] == 4
+        for key, value in expected.items():
+            assert torch.equal(initial[key], value), (name, key)
+            assert torch.equal(ema_initial[f"module.{key}"], value), (name, key)
 
 
 def test_an_averaging_device_other_than_the_shards_is_refused(tmp_path):
