@@ -60,6 +60,12 @@ class EMAHook(Hook):
     (``'module.<name>'``, ``'steps'``). When a run resumes, the two are swapped back, so
     training continues from the raw weights with the averages intact.
 
+    A model sharded by ``FSDPStrategy`` is averaged shard by shard: each rank keeps the
+    averages of its own shards (DTensors; see
+    :class:`~minirunner.model.averaged_model.ShardedModelCopy`), validation copies them
+    into the shards, and a sharded checkpoint holds them in DCP with the same layout (its
+    ``model`` entry the averages, its ``ema_state_dict`` entry the training weights).
+
     Args:
         ema_type: the registered name (or class) of the averaged model.
         strict_load: raise when a checkpoint's tensors do not match the model's names
@@ -205,6 +211,10 @@ class EMAHook(Hook):
         """Save the averages; the checkpoint's ``state_dict`` gets the averaged weights."""
         self._ensure_bound(runner)
         ema_state = self.ema_state_dict()
+        if self.ema_model._sharded and not _holds_dtensor(checkpoint.get("state_dict") or {}):
+            # A single file of a sharded model holds whole tensors: so do the averages
+            # (every rank saves, so every rank takes part in gathering them).
+            ema_state = {key: _whole(value) for key, value in ema_state.items()}
         checkpoint["ema_state_dict"] = ema_state
         # Swapping dict entries, not model tensors: both dicts hold references to the live
         # tensors, and the model must keep training with its own weights. A checkpoint
@@ -255,7 +265,8 @@ class EMAHook(Hook):
         """The averages in the reference's layout: ``'steps'`` and ``'module.<name>'``
         (``ema_model.state_dict()``).
 
-        The tensors are the live averages, not copies: clone them to keep a snapshot.
+        The tensors are the live averages, not copies: clone them to keep a snapshot. For
+        a model sharded by FSDP they are DTensors holding this rank's shards.
         """
         assert self.ema_model is not None, "EMAHook: before_run has not run yet"
         return dict(self.ema_model.state_dict())
@@ -398,6 +409,18 @@ def _averaged_model_class(ema_type: Any) -> type:
 
 def _is_averaged_model(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, BaseAveragedModel)
+
+
+def _holds_dtensor(state: dict) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(value, DTensor) for value in state.values())
+
+
+def _whole(tensor: torch.Tensor) -> torch.Tensor:
+    from torch.distributed.tensor import DTensor
+
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
 
 
 def _exchange(pairs: Any) -> None:

@@ -7,7 +7,9 @@ made of the model's logits on 16 samples. Rank 0 writes ``final.pt`` (the model'
 after training; ``initial.pt``: before), ``ema.pt`` (the EMA hook's full averages, ``ema_state_dict()``, or nothing
 without an EMA hook; ``ema_initial.pt``: as training starts) and ``val.json`` (the metrics of each validation). Each rank prints how many
 elements of the averages it holds. KEY=JSON: ``ema`` (the EMAHook's arguments, ``null`` for
-none), ``reshard_after_forward`` (FSDP), ``checkpoint`` (CheckpointHook arguments), or a
+none), ``reshard_after_forward`` (FSDP), ``probe_single_file`` (``true``: rank 0 also writes
+``single_file.pt``, what the hook's ``before_save_checkpoint`` makes of a checkpoint whose
+``state_dict`` holds whole tensors), ``checkpoint`` (CheckpointHook arguments), or a
 top-level config key.
 """
 
@@ -103,7 +105,7 @@ def main() -> None:
     )
     cfg["val_cfg"] = dict()
     cfg["val_evaluator"] = dict(type="LogitMoments")
-    ema = dict(momentum=0.2)
+    ema, probe = dict(momentum=0.2), False
     cfg["custom_hooks"] = [dict(type="SaveInitialWeights"), dict(type="SaveInitialAverages"), dict(type="RecordMetrics")]
     for item in sys.argv[7:]:
         key, value = item.split("=", 1)
@@ -112,6 +114,8 @@ def main() -> None:
             ema = value
         elif key == "reshard_after_forward":
             cfg["strategy"]["shard"]["reshard_after_forward"] = value
+        elif key == "probe_single_file":
+            probe = value
         elif key == "checkpoint":
             cfg["default_hooks"]["checkpoint"].update(value)
         else:
@@ -127,6 +131,11 @@ def main() -> None:
         print(f"ema elements held: {held} of {total}")
         if int(rank) == 0:
             torch.save(averages, os.path.join(work_dir, "ema.pt"))
+        if probe:  # what the hook adds to a single file of whole tensors (state_dict='full')
+            single_file = {"state_dict": full_weights(runner)}
+            hooks[0].before_save_checkpoint(runner, single_file)
+            if int(rank) == 0:
+                torch.save(single_file, os.path.join(work_dir, "single_file.pt"))
     if int(rank) == 0:
         torch.save(weights, os.path.join(work_dir, "final.pt"))
     print(f"strategy: {type(runner.strategy).__name__}")

@@ -60,7 +60,7 @@ def runs(fsdp_environment, tmp_path_factory):
     keep = arg("reshard_after_forward", False)
     return dict(
         folder=folder,
-        fsdp=train(folder / "fsdp", "fsdp", 2, 4, keep),
+        fsdp=train(folder / "fsdp", "fsdp", 2, 4, keep, arg("probe_single_file", True)),
         raw=train(folder / "raw", "fsdp", 2, 4, keep, "ema=null"),
         single=train(folder / "single", "single", 1, 8),
     )
@@ -116,6 +116,18 @@ def test_checkpoint_directory_holds_the_averages_and_consolidates_like_a_file(ru
     assert not torch.allclose(averaged(inputs), trained(inputs), atol=1e-3)
 
 
+def test_a_single_file_of_a_sharded_model_gets_whole_averages(runs):
+    folder, fsdp = runs["folder"], runs["fsdp"]
+    # A checkpoint of whole tensors (state_dict='full') gets the averages gathered from the shards.
+    single_file = torch.load(folder / "fsdp" / "single_file.pt", weights_only=True)
+    for key, value in single_file["ema_state_dict"].items():
+        assert type(value) is torch.Tensor, key
+        expected = fsdp["ema"]["steps"] if key == "steps" else fsdp["final"][key[len("module."):]]
+        assert torch.equal(value, expected), key
+    for key, value in single_file["state_dict"].items():
+        assert torch.equal(value, fsdp["ema"][f"module.{key}"]), key
+
+
 def test_resume_on_the_same_world_size_is_bit_exact(runs, tmp_path):
     folder, fsdp = runs["folder"], runs["fsdp"]
     resumed = train(tmp_path, "fsdp", 2, 4, arg("reshard_after_forward", False), arg("resume", folder / "fsdp" / "iter_4"))
@@ -135,9 +147,9 @@ def test_resume_two_to_one_process(runs, tmp_path):
     assert_metrics_close(resumed["val"], fsdp["val"][2:])
 
 
-def test_resume_one_to_two_processes_with_momentum_annealing(tmp_path):
+def test_resume_one_to_two_processes_with_momentum_annealing_and_async_saves(tmp_path):
     ema = arg("ema", dict(ema_type="MomentumAnnealingEMA", momentum=0.05, gamma=4))
-    one = train(tmp_path / "one", "fsdp", 1, 8, ema)
+    one = train(tmp_path / "one", "fsdp", 1, 8, ema, arg("checkpoint", dict(async_save=True)))
     resumed = train(tmp_path / "two", "fsdp", 2, 4, ema, arg("resume", tmp_path / "one" / "iter_4"))
     assert "world size 2 (the checkpoint's run had 1)" in log_text(tmp_path / "two")
     assert_close(resumed["ema"], one["ema"])
