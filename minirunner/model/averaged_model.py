@@ -202,8 +202,7 @@ class BaseAveragedModel(nn.Module):
         are moved there (the runner may move the model after the average was made). A
         sharded model is resharded first, so that its parameters are its shards.
         """
-        for fsdp_module in self._fsdp_modules:
-            fsdp_module.reshard()
+        self.reshard_model()
         source: list[Tensor | None] = [None] * len(self._tensors)
         named = list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False))
         for name, tensor in named:
@@ -300,8 +299,10 @@ class BaseAveragedModel(nn.Module):
         buffers too with ``update_buffers=True``; this rank's shards for a sharded model,
         whose parameters the call reshards first (see :meth:`reshard_model`)."""
         assert self._source is not None, "call _bind(model) first"
-        self.reshard_model()
-        tensors, source = _local_shards(self._tensors), _local_shards(self._source)
+        tensors, source = self._tensors, self._source
+        if self._sharded:
+            self.reshard_model()
+            tensors, source = _local_shards(tensors), _local_shards(source)
         return [(tensors[s], source[s]) for s in range(len(tensors)) if self._is_param[s] or self.update_buffers]
 
     def reshard_model(self) -> None:
