@@ -84,6 +84,15 @@ def test_sharded_averages_validate_like_one_process_and_training_keeps_raw_weigh
         assert held < 0.55 * total, out
 
 
+def test_stochastic_weight_average_from_a_begin_iteration_matches_one_process(tmp_path):
+    swa = arg("ema", dict(ema_type="StochasticWeightAverage", interval=2, begin_iter=5))
+    fsdp = train(tmp_path / "fsdp", "fsdp", 2, 4, swa)
+    single = train(tmp_path / "single", "single", 1, 8, swa)
+    assert fsdp["ema"]["steps"] == single["ema"]["steps"] == 8  # iterations 5 to 12
+    assert_close(fsdp["ema"], single["ema"])
+    assert_metrics_close(fsdp["val"], single["val"])
+
+
 def test_checkpoint_directory_holds_the_averages_and_consolidates_like_a_file(runs, tmp_path):
     from strategy.fsdp_job import TinyTransformer
 
