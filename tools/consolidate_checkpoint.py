@@ -4,7 +4,9 @@
 
 OUT holds ``meta`` and ``state_dict`` (the whole model's tensors), in minirunner's usual
 format: ``torch.load(OUT, weights_only=True)`` reads it, and ``load_from=OUT`` (any strategy,
-one device included) or ``tools/test.py`` use it. The optimizer state is left out (add
+one device included) or ``tools/test.py`` use it. For a run with an ``EMAHook`` it is laid
+out as a single-file checkpoint of such a run: ``state_dict`` holds the averaged weights and
+``ema_state_dict`` the training weights (``'module.<name>'`` and ``'steps'``). The optimizer state is left out (add
 ``--with-optimizer`` to keep it, keyed by parameter name as DCP saves it). One process, no GPU:
 the whole model must fit in this machine's memory.
 
@@ -31,6 +33,8 @@ def consolidate(directory: str, out: str, with_optimizer: bool = False) -> dict:
     state = load_checkpoint_dir(directory)  # verifies the directory first
     tensors = load_full_state(directory)
     checkpoint = {"meta": state.get("meta", {}), "state_dict": tensors["model"]}
+    if "ema_state_dict" in tensors:
+        checkpoint["ema_state_dict"] = tensors["ema_state_dict"]
     if with_optimizer and "optimizer" in tensors:
         checkpoint["optimizer_by_name"] = tensors["optimizer"]
     save_checkpoint_file(checkpoint, out)

@@ -90,6 +90,12 @@ def read_metadata(path: str) -> Any:
     return metadata
 
 
+def checkpoint_dir_entries(path: str) -> set[str]:
+    """The top-level entries checkpoint directory ``path`` holds in DCP (e.g. ``{'model',
+    'optimizer'}``), from its metadata (read safely), without reading tensors."""
+    return {key.split(".", 1)[0] for key in read_metadata(path).state_dict_metadata}
+
+
 def _safe_reader(path: str) -> Any:
     from torch.distributed.checkpoint import FileSystemReader
 

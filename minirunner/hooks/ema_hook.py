@@ -9,11 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from minirunner.checkpoint import load_sharded_tensors
+from minirunner.checkpoint.sharded import checkpoint_dir_entries
 from minirunner.logging import print_log
 from minirunner.model.averaged_model import (
     AveragedModelConfigError,
     BaseAveragedModel,
     check_averaged_model_args,
+    copy_full_tensor,
 )
 from minirunner.model.base_tta_model import BaseTTAModel
 from minirunner.model.wrappers import is_model_wrapper
@@ -56,6 +59,12 @@ class EMAHook(Hook):
     and ``ema_state_dict`` the training weights under the reference's keys
     (``'module.<name>'``, ``'steps'``). When a run resumes, the two are swapped back, so
     training continues from the raw weights with the averages intact.
+
+    A model sharded by ``FSDPStrategy`` is averaged shard by shard: each rank keeps the
+    averages of its own shards (DTensors; see
+    :class:`~minirunner.model.averaged_model.ShardedModelCopy`), validation copies them
+    into the shards, and a sharded checkpoint holds them in DCP with the same layout (its
+    ``model`` entry the averages, its ``ema_state_dict`` entry the training weights).
 
     Args:
         ema_type: the registered name (or class) of the averaged model.
@@ -126,13 +135,6 @@ class EMAHook(Hook):
         A second run on the same model (``runner.test()`` after ``runner.train()``)
         keeps the averages it has.
         """
-        if getattr(getattr(runner, "strategy", None), "sharded_checkpoints", False):
-            # A copy of sharded (DTensor) parameters and its place in a sharded checkpoint
-            # are not built yet; refusing beats averaging and saving something wrong.
-            raise ConfigError(
-                "EMAHook: an average of a model sharded by FSDPStrategy is not supported yet. "
-                "Remove the EMAHook from custom_hooks, or train with DDP (no strategy key)"
-            )
         self._skip_guards = skip_guards(getattr(runner, "optim_wrapper", None))
         model = self._unwrap(runner.model)
         if self.ema_model is not None and model is self.src_model:
@@ -209,6 +211,10 @@ class EMAHook(Hook):
         """Save the averages; the checkpoint's ``state_dict`` gets the averaged weights."""
         self._ensure_bound(runner)
         ema_state = self.ema_state_dict()
+        if self.ema_model._sharded and not _holds_dtensor(checkpoint.get("state_dict") or {}):
+            # A single file of a sharded model holds whole tensors: so do the averages
+            # (every rank saves, so every rank takes part in gathering them).
+            ema_state = {key: _whole(value) for key, value in ema_state.items()}
         checkpoint["ema_state_dict"] = ema_state
         # Swapping dict entries, not model tensors: both dicts hold references to the live
         # tensors, and the model must keep training with its own weights. A checkpoint
@@ -231,6 +237,9 @@ class EMAHook(Hook):
         # The runner marks a weights-only load (load_from without resume, or a resume
         # that found nothing and fell back to load_from); otherwise its `resume` decides.
         resume = False if getattr(runner, "_loading_weights_only", False) else getattr(runner, "_resume", None)
+        if "sharded" in checkpoint:
+            self._load_from_directory(runner, checkpoint["sharded"], resume is not False)
+            return
         model_state = checkpoint.get("state_dict")
         ema_state = checkpoint.get("ema_state_dict")
         if ema_state is not None and resume is not False:
@@ -256,7 +265,8 @@ class EMAHook(Hook):
         """The averages in the reference's layout: ``'steps'`` and ``'module.<name>'``
         (``ema_model.state_dict()``).
 
-        The tensors are the live averages, not copies: clone them to keep a snapshot.
+        The tensors are the live averages, not copies: clone them to keep a snapshot. For
+        a model sharded by FSDP they are DTensors holding this rank's shards.
         """
         assert self.ema_model is not None, "EMAHook: before_run has not run yet"
         return dict(self.ema_model.state_dict())
@@ -290,21 +300,49 @@ class EMAHook(Hook):
 
     def _swap(self, runner: Any) -> None:
         self._ensure_bound(runner, rebind=True)
-        with torch.no_grad():
-            for ema, src in self.ema_model._swap_pairs():
-                held = ema.clone()
-                ema.copy_(src)
-                src.copy_(held)
+        _exchange(self.ema_model._swap_pairs())
         self._swapped = not self._swapped
 
     def _copy_into_model(self, state: dict[str, Any]) -> None:
         ema_model = self.ema_model
         source = ema_model._source
+        ema_model.reshard_model()
         with torch.no_grad():
             for name, value in state.items():
                 slot = ema_model._slot_of.get(name)
                 if slot is not None and isinstance(value, torch.Tensor) and value.shape == source[slot].shape:
-                    source[slot].copy_(value)
+                    copy_full_tensor(source[slot], value)
+
+    def _load_from_directory(self, runner: Any, path: str, resume: bool) -> None:
+        """Load the averages from a sharded checkpoint directory (DCP; every rank calls it).
+
+        It holds them as a single file does: its ``model`` entry has the averaged weights,
+        its ``ema_state_dict`` entry the training weights (``'module.<name>'``, ``'steps'``).
+        Resuming, the runner has just loaded ``model`` into the model: the training weights
+        are read into the averages, then the two are exchanged. Loading weights only, the
+        average starts from the checkpoint's (averaged) weights, as from a single file.
+        """
+        ema_model = self.ema_model
+        group = getattr(getattr(runner, "strategy", None), "checkpoint_group", None)
+        live = self.ema_state_dict()
+        names = [key[len(_PREFIX):] for key in live if key.startswith(_PREFIX)]
+        if resume and "ema_state_dict" in checkpoint_dir_entries(path):
+            steps = torch.zeros((), dtype=torch.long)
+            load_sharded_tensors({"ema_state_dict": {**live, "steps": steps}}, path, process_group=group)
+            # As resuming from a file does: every tensor, buffers included, changes sides.
+            self._ensure_bound(runner, rebind=True)
+            ema_model.reshard_model()
+            _exchange(zip(ema_model._local_tensors, ema_model._local_source))
+            ema_model._set_steps(int(steps))
+            return
+        if resume:
+            print_log(
+                f"EMAHook: the checkpoint {path} has no 'ema_state_dict'; the average restarts from "
+                "the checkpoint's weights",
+                logger="current",
+                level=logging.WARNING,
+            )
+        load_sharded_tensors({"model": {name: live[_PREFIX + name] for name in names}}, path, process_group=group)
 
     def _load_tensors(self, state: dict[str, Any], prefix: str, strict: bool, what: str) -> None:
         ema_model = self.ema_model
@@ -347,7 +385,7 @@ class EMAHook(Hook):
             )
         with torch.no_grad():
             for slot, value in loads:
-                tensors[slot].copy_(value)
+                copy_full_tensor(tensors[slot], value)
 
 
 def _averaged_model_class(ema_type: Any) -> type:
@@ -371,6 +409,27 @@ def _averaged_model_class(ema_type: Any) -> type:
 
 def _is_averaged_model(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, BaseAveragedModel)
+
+
+def _holds_dtensor(state: dict) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(value, DTensor) for value in state.values())
+
+
+def _whole(tensor: torch.Tensor) -> torch.Tensor:
+    from torch.distributed.tensor import DTensor
+
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
+def _exchange(pairs: Any) -> None:
+    """Exchange the values of each ``(a, b)`` pair of tensors in place."""
+    with torch.no_grad():
+        for a, b in pairs:
+            held = a.clone()
+            a.copy_(b)
+            b.copy_(held)
 
 
 def _swap_entries(model_state: dict, ema_state: dict) -> None:

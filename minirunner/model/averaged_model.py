@@ -5,11 +5,17 @@ The classes follow the reference engine's ``mmengine.model.averaged_model``: eac
 buffer ``steps``, so ``state_dict()`` has the reference's layout (``'steps'`` plus
 ``'module.<name>'``) and ``EMAHook`` can save and resume it. They are registered in
 ``MODELS``, from where ``EMAHook(ema_type=...)`` builds them.
+
+A model sharded by FSDP2 (``fully_shard``: its parameters are DTensors) is not deep-copied
+(that would copy FSDP's hooks and state): the average holds clones of this rank's shards in
+a plain module tree of the same names (:class:`ShardedModelCopy`), and every update works
+on the local shards only, so each rank keeps the average of what it holds.
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 from abc import abstractmethod
 from copy import deepcopy
 from typing import Any
@@ -53,10 +59,16 @@ class BaseAveragedModel(nn.Module):
     averaged once. The copy lives on ``device`` when given; otherwise it follows the
     devices of the model's tensors.
 
+    A model sharded by FSDP2 is not deep-copied: ``module`` is then a
+    :class:`ShardedModelCopy` holding clones of this rank's shards (DTensors), which
+    :meth:`avg_func` and the updates see as local tensors (the shard of each rank), so an
+    ``avg_func`` of its own must work element by element.
+
     Args:
-        model: the model to average; it is deep-copied.
+        model: the model to average; it is deep-copied (sharded: its shards are cloned).
         interval: average every ``interval`` updates. Default 1.
-        device: where to keep the averages; None keeps them beside the model's weights.
+        device: where to keep the averages; None keeps them beside the model's weights
+            (sharded models: only None or the shards' own device).
         update_buffers: also average the floating-point buffers instead of copying them.
 
     Example:
@@ -75,10 +87,16 @@ class BaseAveragedModel(nn.Module):
     ) -> None:
         super().__init__()
         _check_interval(interval)
-        self.module = deepcopy(model)
-        self.interval = interval
         self.device = None if device is None else torch.device(device)
-        if self.device is not None:
+        # FSDP2's modules, when `model` is sharded: resharded before the shards are read.
+        self._fsdp_modules = fsdp_modules(model)
+        self._sharded = bool(self._fsdp_modules)
+        if self._sharded:
+            self.module = ShardedModelCopy.of(model, self.device)
+        else:
+            self.module = deepcopy(model)
+        self.interval = interval
+        if self.device is not None and not self._sharded:
             self.module = self.module.to(self.device)
         self.register_buffer("steps", torch.tensor(0, dtype=torch.long, device=self.device))
         self.update_buffers = update_buffers
@@ -123,11 +141,13 @@ class BaseAveragedModel(nn.Module):
         """
         if model is not self._source_model:
             self._bind(model)
+        if self._sharded:
+            self._take_local_shards()
         steps = self._steps
         copy_src = self._copy_src
         with torch.no_grad():
             if steps == 0:
-                _foreach_copy(self._tensors, self._cast(self._source, self._tensors))
+                _foreach_copy(self._local_tensors, self._cast(self._local_source, self._local_tensors))
             else:
                 if steps % self.interval == 0 and self._avg_dst:
                     avg_src = self._cast(self._avg_src, self._avg_dst) if self._needs_cast else self._avg_src
@@ -179,8 +199,10 @@ class BaseAveragedModel(nn.Module):
         """Pair each averaged tensor with the tensor of the same name in ``model``.
 
         Without a fixed ``device``, averaged tensors on another device than the model's
-        are moved there (the runner may move the model after the average was made).
+        are moved there (the runner may move the model after the average was made). A
+        sharded model is resharded first, so that its parameters are its shards.
         """
+        self.reshard_model()
         source: list[Tensor | None] = [None] * len(self._tensors)
         named = list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False))
         for name, tensor in named:
@@ -194,18 +216,34 @@ class BaseAveragedModel(nn.Module):
         missing = sorted(name for name, slot in self._slot_of.items() if source[slot] is None)
         if missing:
             raise RuntimeError(f"{type(self).__name__}: the model lacks the tensor(s) {missing}")
-        if self.device is None:
+        if self.device is None and not self._sharded:
             self._follow_devices(source)  # type: ignore[arg-type]
         self._source = source  # type: ignore[assignment]
         self._set_source_model(model)
+        self._needs_cast = any(
+            t.device != s.device or t.dtype != s.dtype for t, s in zip(self._tensors, source)  # type: ignore[union-attr]
+        )
+        if self._sharded:
+            self._take_local_shards()
+            return
         # The lists each update works on, built once per binding.
+        self._local_tensors, self._local_source = self._tensors, source
         self._avg_dst = [self._tensors[s] for s in self._averaged]
         self._avg_src = [source[s] for s in self._averaged]
         self._copy_dst = [self._tensors[s] for s in self._copied]
         self._copy_src = [source[s] for s in self._copied]
-        self._needs_cast = any(
-            t.device != s.device or t.dtype != s.dtype for t, s in zip(self._tensors, source)  # type: ignore[union-attr]
-        )
+
+    def _take_local_shards(self) -> None:
+        """The lists of a sharded model's update: this rank's shards of the averages and of
+        the model. Taken again at each update (one attribute read per tensor): FSDP2 may
+        replace a parameter's local tensor (at its lazy initialisation, or when a state dict
+        is assigned)."""
+        tensors, source = _local_shards(self._tensors), _local_shards(self._source)  # type: ignore[arg-type]
+        self._local_tensors, self._local_source = tensors, source
+        self._avg_dst = [tensors[s] for s in self._averaged]
+        self._avg_src = [source[s] for s in self._averaged]
+        self._copy_dst = [tensors[s] for s in self._copied]
+        self._copy_src = [source[s] for s in self._copied]
 
     def _set_source_model(self, model: nn.Module | None) -> None:
         # Not through nn.Module.__setattr__: the model must not become a submodule (it
@@ -251,18 +289,32 @@ class BaseAveragedModel(nn.Module):
         """Copy every weight of ``model`` without counting an update (before averaging begins)."""
         if model is not self._source_model:
             self._bind(model)
+        if self._sharded:
+            self._take_local_shards()
         with torch.no_grad():
-            _foreach_copy(self._tensors, self._cast(self._source, self._tensors))  # type: ignore[arg-type]
+            _foreach_copy(self._local_tensors, self._cast(self._local_source, self._local_tensors))
 
     def _swap_pairs(self) -> list[tuple[Tensor, Tensor]]:
         """(averaged, model) tensor pairs that validation swaps: the parameters, and the
-        buffers too with ``update_buffers=True``."""
+        buffers too with ``update_buffers=True``; this rank's shards for a sharded model,
+        whose parameters the call reshards first (see :meth:`reshard_model`)."""
         assert self._source is not None, "call _bind(model) first"
-        return [
-            (self._tensors[s], self._source[s])
-            for s in range(len(self._tensors))
-            if self._is_param[s] or self.update_buffers
-        ]
+        tensors, source = self._tensors, self._source
+        if self._sharded:
+            self.reshard_model()
+            tensors, source = _local_shards(tensors), _local_shards(source)
+        return [(tensors[s], source[s]) for s in range(len(tensors)) if self._is_param[s] or self.update_buffers]
+
+    def reshard_model(self) -> None:
+        """Have FSDP2 free the model's gathered (unsharded) parameters, if any (nothing for
+        a model that is not sharded).
+
+        FSDP2 computes with parameters all-gathered from the shards and keeps them after a
+        forward pass that does not reshard (the root, ``reshard_after_forward=False``); a
+        value written into the shards reaches the next forward only once those are gone.
+        """
+        for fsdp_module in self._fsdp_modules:
+            fsdp_module.reshard()
 
     def _set_steps(self, steps: int) -> None:
         # Straight into __dict__ and the buffer: this runs at every update, and
@@ -279,6 +331,98 @@ def _sync_steps(module: nn.Module, incompatible_keys: Any) -> None:
 def _foreach_copy(dst: list[Tensor], src: list[Tensor]) -> None:
     if dst:
         torch._foreach_copy_(dst, src)
+
+
+# ---------------------------------------------------------------------- models sharded by FSDP2
+def fsdp_modules(model: nn.Module) -> list[nn.Module]:
+    """The modules of ``model`` that FSDP2's ``fully_shard`` has sharded ([] for any other)."""
+    if "torch.distributed.fsdp" not in sys.modules:
+        return []  # nothing can be sharded: FSDP2 was never imported
+    from torch.distributed.fsdp import FSDPModule
+
+    return [module for module in model.modules() if isinstance(module, FSDPModule)]
+
+
+def _local_shards(tensors: list[Tensor]) -> list[Tensor]:
+    """This rank's part of each tensor: a DTensor's local tensor (it shares its storage,
+    so in-place updates of it reach the DTensor), any other tensor itself."""
+    from torch.distributed.tensor import DTensor
+
+    with torch.no_grad():  # to_local() is then the local tensor itself, not an autograd view
+        return [t.to_local() if isinstance(t, DTensor) else t for t in tensors]
+
+
+def _same_device(actual: torch.device, asked: torch.device) -> bool:
+    return actual.type == asked.type and (asked.index is None or actual.index == asked.index)
+
+
+def copy_full_tensor(dst: Tensor, value: Tensor) -> None:
+    """``dst.copy_(value)`` where ``value`` is a whole tensor and ``dst`` may be a DTensor
+    (then only this rank's part of ``value`` is copied, with no communication)."""
+    if "torch.distributed.tensor" in sys.modules:
+        from torch.distributed.tensor import DTensor, distribute_tensor
+
+        if isinstance(dst, DTensor) and not isinstance(value, DTensor):
+            value = distribute_tensor(
+                value.to(dst.device), dst.device_mesh, dst.placements, src_data_rank=None
+            )
+    dst.copy_(value)
+
+
+class ShardedModelCopy(nn.Module):
+    """The averaged copy of a model sharded by FSDP2: a tree of plain modules with the
+    model's module names, holding clones of its parameters and buffers.
+
+    A parameter's clone is a DTensor of the same mesh and placements whose local tensor is
+    a copy of this rank's shard only: the copy costs each rank what it holds of the
+    model, and its ``state_dict()`` is what a sharded checkpoint (DCP) saves and loads. It
+    cannot run a forward pass by itself; ``EMAHook`` copies its values into the model's
+    shards for validation.
+    """
+
+    @classmethod
+    def of(cls, model: nn.Module, device: torch.device | None = None) -> "ShardedModelCopy":
+        """Copy ``model`` (whose FSDP2 modules are resharded first)."""
+        for fsdp_module in fsdp_modules(model):
+            fsdp_module.reshard()
+        tensors: dict[int, Tensor] = {}
+        copy = cls._copy(model, {}, tensors)
+        if device is not None and any(not _same_device(t.device, device) for t in tensors.values()):
+            raise AveragedModelConfigError(
+                f"the model is sharded by FSDPStrategy: its averages are kept beside each rank's shards, "
+                f"not on {device}. Remove device",
+                key="device",
+            )
+        return copy
+
+    @classmethod
+    def _copy(cls, module: nn.Module, modules: dict[int, nn.Module], tensors: dict[int, Tensor]) -> nn.Module:
+        # Modules and tensors shared between places of the model are copied once, so tied
+        # weights stay tied.
+        copy = modules.get(id(module))
+        if copy is not None:
+            return copy
+        copy = modules[id(module)] = cls()
+        with torch.no_grad():
+            for name, param in module._parameters.items():
+                if param is not None and id(param) not in tensors:
+                    tensors[id(param)] = nn.Parameter(param.detach().clone(), requires_grad=param.requires_grad)
+                copy._parameters[name] = None if param is None else tensors[id(param)]
+            for name, buffer in module._buffers.items():
+                if buffer is not None and id(buffer) not in tensors:
+                    tensors[id(buffer)] = buffer.detach().clone()
+                copy._buffers[name] = None if buffer is None else tensors[id(buffer)]
+        copy._non_persistent_buffers_set = set(module._non_persistent_buffers_set)
+        for name, child in module._modules.items():
+            copy._modules[name] = None if child is None else cls._copy(child, modules, tensors)
+        return copy
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: the copy holds only this rank's shards."""
+        raise RuntimeError(
+            "the average of a model sharded by FSDP2 holds only this rank's shards and cannot run by itself; "
+            "EMAHook copies it into the model for validation and test"
+        )
 
 
 def check_averaged_model_args(cls: type, kwargs: dict[str, Any]) -> None:

@@ -131,6 +131,9 @@ class CheckpointMixin:
         ``filename`` without ``.pth``, written by every rank (see
         :func:`minirunner.checkpoint.save_checkpoint_dir`): the model and optimizer through
         DCP, the rest in its ``state.pth``; ``background`` saves with ``dcp.async_save``.
+        The ``before_save_checkpoint`` hooks see the model's sharded tensors in
+        ``state_dict``; entries they add that hold DTensors (an EMAHook's
+        ``ema_state_dict``) are saved through DCP under their own key.
 
         Args:
             update_last: point ``last_checkpoint`` at the file; False for side copies such
@@ -209,7 +212,16 @@ class CheckpointMixin:
             state = hook.state_dict()
             if state:
                 checkpoint["hooks"][key] = state
+        if sharded:
+            optimizer = self._sharded_optimizer() if save_optimizer and built else None
+            tensors = self.strategy.sharded_state(self.model, optimizer)
+            # The hooks see the model's (sharded) tensors as in a single file: an EMAHook
+            # puts its averages there and adds its own entry of DTensors.
+            checkpoint["state_dict"] = tensors["model"]
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
+        if sharded:
+            tensors["model"], checkpoint["state_dict"] = checkpoint["state_dict"], {}
+            tensors.update(_pop_sharded_entries(checkpoint))
         path = os.path.join(out_dir, filename)
         work_dir = self._work_dir
 
@@ -220,8 +232,6 @@ class CheckpointMixin:
                 then()
 
         if sharded:
-            optimizer = self._sharded_optimizer() if save_optimizer and built else None
-            tensors = self.strategy.sharded_state(self.model, optimizer)
             save_checkpoint_dir(
                 tensors, checkpoint, path, process_group=self.strategy.checkpoint_group, background=background, then=in_place
             )
@@ -475,6 +485,18 @@ def _unwrap(model: nn.Module) -> nn.Module:
     if isinstance(model, nn.parallel.DistributedDataParallel) or is_model_wrapper(model):
         return model.module
     return model
+
+
+def _pop_sharded_entries(checkpoint: dict) -> dict[str, Any]:
+    """Remove and return the entries of ``checkpoint`` (dicts) that hold DTensors, which only
+    DCP can save: they go into a sharded checkpoint's DCP state under their own key."""
+    from torch.distributed.tensor import DTensor
+
+    keys = [
+        key for key, value in checkpoint.items()
+        if isinstance(value, dict) and any(isinstance(item, DTensor) for item in value.values())
+    ]
+    return {key: checkpoint.pop(key) for key in keys}
 
 
 def _wrappers(optim_wrapper: Any) -> list[tuple[str, Any]]:

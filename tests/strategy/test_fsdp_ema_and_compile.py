@@ -1,6 +1,5 @@
-"""FSDPStrategy before any process starts: an EMA of sharded parameters is refused with one
-line (not built yet), and ``compile`` is handed to the strategy, which compiles each block
-before sharding it."""
+"""FSDPStrategy before any process starts: ``compile`` is handed to the strategy, which compiles
+each block before sharding it (the EMA of sharded parameters is tested in test_fsdp_ema.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 from torch import nn
 
-from minirunner.hooks import EMAHook
 from minirunner.runner.builders import BuildersMixin
 from minirunner.strategy import FSDPStrategy
 from minirunner.utils import ConfigError
@@ -35,14 +33,6 @@ def _runner(strategy, **cfg) -> SimpleNamespace:
         strategy=strategy, cfg=cfg, logger=logging.getLogger("test"), _work_dir="/runs/a",
         model=nn.Linear(2, 2), optim_wrapper=None,
     )
-
-
-def test_ema_of_a_sharded_model_is_refused():
-    with pytest.raises(ConfigError, match="EMAHook: an average of a model sharded by FSDPStrategy"):
-        EMAHook().before_run(_runner(_BlockCompilingStrategy()))
-    hook = EMAHook()
-    hook.before_run(_runner(SimpleNamespace(sharded_checkpoints=False)))  # unsharded: built
-    assert hook.ema_model is not None
 
 
 def test_compile_goes_to_a_strategy_that_compiles_blocks():
