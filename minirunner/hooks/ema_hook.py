@@ -16,8 +16,8 @@ from minirunner.model.averaged_model import (
     AveragedModelConfigError,
     BaseAveragedModel,
     check_averaged_model_args,
-    copy_full_tensor,
 )
+from minirunner.model.sharded_copy import copy_full_tensor
 from minirunner.model.base_tta_model import BaseTTAModel
 from minirunner.model.wrappers import is_model_wrapper
 from minirunner.optim.nonfinite import skip_guards
@@ -62,7 +62,7 @@ class EMAHook(Hook):
 
     A model sharded by ``FSDPStrategy`` is averaged shard by shard: each rank keeps the
     averages of its own shards (DTensors; see
-    :class:`~minirunner.model.averaged_model.ShardedModelCopy`), validation copies them
+    :class:`~minirunner.model.sharded_copy.ShardedModelCopy`), validation copies them
     into the shards, and a sharded checkpoint holds them in DCP with the same layout (its
     ``model`` entry the averages, its ``ema_state_dict`` entry the training weights).
 
