@@ -1,5 +1,6 @@
 # The documentation site (docs/, mkdocs.yml), built in an environment of its own.
-#   make docs        builds it into site/ with --strict (a broken link or reference fails);
+#   make docs        builds it into site/ with --strict (a broken link or reference fails), then
+#                    runs the plot_curve tests, which need the matplotlib this environment has;
 #                    the build also generates the scheduler plots and the hook tables from the
 #                    code, and fails if a page would fetch anything from another host.
 #   make docs-serve  previews it on http://127.0.0.1:8000 and rebuilds on every change.
@@ -28,6 +29,8 @@ $(DOCS_STAMP): pyproject.toml | $(DOCS_PY)
 
 docs: $(DOCS_STAMP)
 	$(DOCS_ENV) $(DOCS_PY) -m mkdocs build --strict --site-dir $(DOCS_SITE)
+	@# The plot_curve tests need matplotlib, which this environment has and the core one lacks.
+	$(DOCS_ENV) $(DOCS_PY) -m pytest -q -p no:cacheprovider tests/tools/test_analyze_logs.py
 
 docs-serve: $(DOCS_STAMP)
 	$(DOCS_ENV) $(DOCS_PY) -m mkdocs serve --strict --dev-addr 127.0.0.1:8000

@@ -61,11 +61,40 @@ def _run_order(name: str) -> tuple[str, int]:
     return (stem, int(suffix)) if len(suffix) < 6 and suffix.isdigit() else (name, 0)
 
 
+def has_training_records(run: str) -> bool:
+    """Whether a run logged training iterations (``tools/test.py`` runs log metrics only)."""
+    with open(os.path.join(run, "vis_data", "scalars.json"), encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and _is_training_record(record):
+                return True
+    return False
+
+
+def _is_training_record(record: dict[str, Any]) -> bool:
+    # Training records carry data_time as well as time; validation and test records hold metrics.
+    return "time" in record and "data_time" in record
+
+
 def runs_message(work_dir: str, runs: list[str]) -> str:
-    """What to say when a work dir is named where a run is meant: its runs, and how to pick one."""
+    """What to say when a work dir is named where a run is meant: its runs, and how to pick one.
+
+    Runs that logged no training (a ``tools/test.py`` run) are marked, and the suggestion is the
+    latest run that trained, so following it leads to curves and times.
+    """
+    trained = [run for run in runs if has_training_records(run)]
+    latest = trained[-1] if trained else runs[-1]
     lines = [f"{work_dir} is a work dir holding {len(runs)} run(s), not a run; name one of them:"]
-    lines += [f"  {run}" + ("  (latest)" if run == runs[-1] else "") for run in runs]
-    lines.append(f"e.g. {runs[-1]} for the latest; plot_curve takes several to compare them")
+    for run in runs:
+        marks = [] if run in trained else ["no training: a test or validation run"]
+        if run == latest:
+            marks.append("latest training run" if trained else "latest")
+        lines.append(f"  {run}" + (f"  ({'; '.join(marks)})" if marks else ""))
+    what = "the latest training run" if trained else "the latest"
+    lines.append(f"e.g. {latest} for {what}; plot_curve takes several to compare them")
     return "\n".join(lines)
 
 
@@ -130,8 +159,7 @@ def load_train_times(path: str) -> list[tuple[int, float]]:
                     step = (epoch - 1) * int(position.group("length")) + inner
                 times.append((step, float(value.group("time"))))
         return times
-    # Training records carry data_time as well; validation records hold metrics only.
-    return [(r["step"], float(r["time"])) for r in load_scalars(path) if "time" in r and "data_time" in r]
+    return [(r["step"], float(r["time"])) for r in load_scalars(path) if _is_training_record(r)]
 
 
 # ---------------------------------------------------------------------- cal_train_time
@@ -147,7 +175,8 @@ def cal_train_time(path: str, include_outliers: bool = False) -> dict[str, Any]:
     """
     times = load_train_times(path)
     if not times:
-        raise AnalyzeError(f"{path}: no training iteration times logged (is the IterTimerHook on?)")
+        raise AnalyzeError(f"{path}: no training iteration times logged: a tools/test.py run logs metrics "
+                           "only; a training run needs the IterTimerHook (default_hooks.timer)")
     if not include_outliers and len(times) > 1:
         times = times[1:]
     values = [t for _, t in times]

@@ -118,8 +118,22 @@ def test_a_work_dir_lists_its_runs(tmp_path):
     assert "no such file" not in message
     for run in runs:
         assert run in message
-    assert f"{runs[-1]}  (latest)" in message
-    assert f"e.g. {runs[-1]}" in message
+    assert f"{runs[-1]}  (latest training run)" in message
+    assert f"e.g. {runs[-1]} for the latest training run" in message
+
+
+def test_a_test_run_is_marked_and_the_latest_training_run_suggested(tmp_path):
+    write_run(tmp_path)
+    trained = str(tmp_path / "20260101_000000")
+    tested = tmp_path / "20260102_000000" / "vis_data" / "scalars.json"  # what tools/test.py writes
+    tested.parent.mkdir(parents=True)
+    tested.write_text(json.dumps({"step": 0, "iter": 0, "accuracy/top1": 99.4}) + "\n", encoding="utf-8")
+    message = analyze_logs.runs_message(str(tmp_path), analyze_logs.list_runs(str(tmp_path)))
+    assert f"{tested.parents[1]}  (no training: a test or validation run)" in message
+    assert f"{trained}  (latest training run)" in message
+    assert f"e.g. {trained} for the latest training run" in message
+    with pytest.raises(analyze_logs.AnalyzeError, match="a tools/test.py run logs metrics only"):
+        analyze_logs.cal_train_time(str(tested))
 
 
 def test_a_work_dir_given_to_a_command_lists_its_runs(tmp_path, capsys):
