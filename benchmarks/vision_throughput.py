@@ -16,42 +16,18 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import minirunner  # noqa: F401  (first: it quiets torch's NumPy warning on the CPU wheel)
 import torch
 
+from amp_throughput import Stopwatch  # this folder is on the path when a script here runs
 from minirunner.config import Config
-from minirunner.hooks import Hook
 from minirunner.runner import Runner
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from vision_support import write_cifar10  # noqa: E402  (the tests' CIFAR-10 writer)
-
-
-class Stopwatch(Hook):
-    """Times the training iterations after the first ``warmup`` ones."""
-
-    priority = "LOWEST"
-
-    def __init__(self, warmup: int, device: torch.device) -> None:
-        self.warmup, self.device, self.done, self.start, self.seconds = warmup, device, 0, 0.0, 0.0
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self.done += 1
-        if self.done == self.warmup:
-            self.start = _synchronized_time(self.device)
-
-    def after_train(self, runner) -> None:
-        self.seconds = _synchronized_time(self.device) - self.start
-
-
-def _synchronized_time(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def images_per_second(args: argparse.Namespace, data_root: Path, work_dir: str, workers: int) -> float:
