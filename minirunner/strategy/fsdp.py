@@ -20,6 +20,7 @@ from minirunner.utils.install_hint import extra_install_hint
 from .base import BaseStrategy
 from .fsdp_wrapper import FSDPModelWrapper
 from .mmengine_keys import map_mmengine_fsdp_keys
+from .optim_keys import keyed_by, rekey
 
 _SHARD_KEYS = ("blocks", "reshard_after_forward")
 _PRECISION_KEYS = ("param_dtype", "reduce_dtype", "output_dtype", "cast_forward_inputs")
@@ -47,6 +48,10 @@ class FSDPStrategy(BaseStrategy):
             recomputed in backward instead of kept.
         state_dict: ``'sharded'``: checkpoints are directories written with DCP, every rank
             its shard (``tools/consolidate_checkpoint.py`` turns one into a ``.pth``).
+            ``'full'``: a checkpoint is one ordinary ``.pth`` file, as a one-process run
+            writes it: the whole model and optimizer state are gathered on rank 0 (in CPU
+            memory), which writes them; on loading, every rank reads the file and keeps its
+            shards. For small models: rank 0 must hold everything at once.
         skip_init_weights: do not call the model's ``init_weights`` before sharding.
 
     Example:
@@ -83,14 +88,14 @@ class FSDPStrategy(BaseStrategy):
                     self.mixed_precision[key] = _dtype(self.mixed_precision[key], f"mixed_precision.{key}")
         self.offload_to_cpu = bool(offload_to_cpu)
         self.activation_checkpointing = _names(activation_checkpointing or [], "activation_checkpointing")
-        if state_dict != "sharded":
+        if state_dict not in ("sharded", "full"):
             raise ConfigError(
-                f"only 'sharded' (DCP checkpoint directories) is supported, got {state_dict!r}; for one ordinary "
-                "file, convert a checkpoint directory with tools/consolidate_checkpoint.py DIR OUT.pth",
+                f"must be 'sharded' (checkpoints are DCP directories, every rank writing its shard) or 'full' "
+                f"(one ordinary .pth file gathered on rank 0, for small models), got {state_dict!r}",
                 key="state_dict",
             )
         self.state_dict_type = state_dict
-        self.sharded_checkpoints = True
+        self.sharded_checkpoints = state_dict == "sharded"
         self.initialises_weights_at_wrap = not skip_init_weights
         self.skip_init_weights = bool(skip_init_weights)
         self.mesh: Any = None
@@ -99,6 +104,7 @@ class FSDPStrategy(BaseStrategy):
 
     # PyTorch's order for FSDP2: compile each block, then shard it (the root stays eager).
     compiles_blocks = True
+    shards_parameters = True
 
     def compile_blocks(self, options: dict[str, Any], cache_folder: str) -> None:
         """Compile each module of ``shard.blocks`` in place before it is sharded."""
@@ -169,11 +175,83 @@ class FSDPStrategy(BaseStrategy):
         """Nothing: :meth:`wrap` initialised and broadcast the weights before sharding."""
 
     # ------------------------------------------------------------------ state
+    def model_state_dict(self, model: nn.Module) -> dict[str, Any]:
+        """The whole model's tensors, gathered from the shards on rank 0's CPU (the other
+        ranks get an empty dict). Every rank calls it."""
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(self.unwrap(model), options=_gathered_on_rank0())
+
+    def check_optim_wrapper(self, optim_wrapper: Any) -> None:
+        """Refuse a dict of optimizer wrappers (one per submodule): checkpoints hold one
+        optimizer under FSDPStrategy."""
+        _optimizer_of(optim_wrapper)
+
+    def optim_state_dict(self, model: nn.Module, optim_wrapper: Any) -> dict[str, Any]:
+        """The optimizer wrapper's state with the optimizer's whole state gathered on rank 0's
+        CPU, keyed by parameter name (``torch.distributed.checkpoint.state_dict``'s layout).
+        Every rank calls it."""
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        optimizer = _optimizer_of(optim_wrapper)
+        # The wrapper's own entries (loss scaler, base settings) beside the gathered state.
+        extras = {k: v for k, v in optim_wrapper.state_dict().items() if k not in _OPTIMIZER_KEYS}
+        gathered = get_optimizer_state_dict(self.unwrap(model), optimizer, options=_gathered_on_rank0())
+        return {**gathered, **extras}
+
     def load_model_state_dict(self, model: nn.Module, state: Mapping[str, Any], strict: bool) -> Any:
         """Scatter full tensors (an ordinary checkpoint's) into the sharded ``model``."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
         return set_model_state_dict(model, dict(state), options=StateDictOptions(full_state_dict=True, strict=strict))
+
+    def load_optim_state_dict(self, model: nn.Module, optim_wrapper: Any, state: Mapping[str, Any]) -> None:
+        """Load what :meth:`optim_state_dict` wrote (every rank has read the whole file):
+        each rank keeps the state of its shards. A state keyed by parameter index (a
+        one-process or DDP run's file) is re-keyed by name first."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        optimizer = _optimizer_of(optim_wrapper)
+        saved = dict(state)
+        if keyed_by(saved) == "index":  # a one-process or DDP run's file
+            saved = rekey(saved, optimizer, self.unwrap(model), to="name")
+        optimizer_state = {key: saved.pop(key) for key in _OPTIMIZER_KEYS if key in saved}
+        set_optimizer_state_dict(
+            self.unwrap(model), optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True)
+        )
+        # The wrapper's own entries go through its load_state_dict, with the optimizer's
+        # state just loaded and the saved groups' settings as they were written (torch's
+        # loader turns tuples such as Adam's betas into lists).
+        own = optimizer.state_dict()
+        groups = optimizer_state.get("param_groups", [])
+        if len(groups) == len(own["param_groups"]):
+            own["param_groups"] = [
+                {**group, "params": own_group["params"]} for group, own_group in zip(groups, own["param_groups"])
+            ]
+        optim_wrapper.load_state_dict({**own, **saved})
+
+
+_OPTIMIZER_KEYS = ("state", "param_groups")
+
+
+def _gathered_on_rank0() -> Any:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    # cpu_offload: gathered tensor by tensor into rank 0's CPU memory; the other ranks keep none.
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def _optimizer_of(optim_wrapper: Any) -> torch.optim.Optimizer:
+    """The torch optimizer of a single optimizer wrapper; one line for anything else."""
+    optimizer = getattr(optim_wrapper, "optimizer", None)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(
+            f"FSDPStrategy checkpoints hold one optimizer, got {type(optim_wrapper).__name__} (several optimizers "
+            "are not supported): use a single optim_wrapper; paramwise_cfg=dict(custom_keys=...) gives submodules "
+            "their own lr and weight decay",
+            key="optim_wrapper",
+        )
+    return optimizer
 
 
 def require_fsdp_environment() -> None:
