@@ -9,6 +9,7 @@ sharded state. The Runner's code path is the same whatever strategy it holds.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -44,6 +45,11 @@ class BaseStrategy:
         """Have :meth:`wrap` compile each block with ``torch.compile(**options)`` (caches in
         ``cache_folder``); only for a strategy whose :attr:`compiles_blocks` is True."""
         raise NotImplementedError(f"{type(self).__name__} does not compile blocks")
+
+    def build_context(self) -> AbstractContextManager:
+        """The context the model's constructor runs in (here: nothing; see
+        ``FSDPStrategy(init_device='meta')``)."""
+        return nullcontext()
 
     def model_device(self) -> torch.device | None:
         """Where ``build_model`` puts the model before :meth:`wrap`: this process's GPU when

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from minirunner.utils.install_hint import extra_install_hint
 
 from .base import BaseStrategy
 from .fsdp_wrapper import FSDPModelWrapper
+from .meta_init import BlockByBlockBuild
 from .mmengine_keys import map_mmengine_fsdp_keys
 from .optim_keys import keyed_by, rekey
 
@@ -53,6 +55,12 @@ class FSDPStrategy(BaseStrategy):
             memory), which writes them; on loading, every rank reads the file and keeps its
             shards. For small models: rank 0 must hold everything at once.
         skip_init_weights: do not call the model's ``init_weights`` before sharding.
+        init_device: ``'cpu'``: each rank builds the whole model on its CPU, then shards it.
+            ``'meta'``: each block of ``shard.blocks`` (named by class) is taken as soon as
+            the constructor has built it: its shard is kept and the rest freed, so a rank
+            holds one block at a time; the values are exactly those of ``'cpu'`` (see
+            :mod:`minirunner.strategy.meta_init`). The model must be initialised by its
+            constructor (no ``init_cfg`` or own ``init_weights``, or ``skip_init_weights``).
 
     Example:
         >>> strategy = dict(type='FSDPStrategy', shard=dict(blocks=['Block']),
@@ -68,6 +76,7 @@ class FSDPStrategy(BaseStrategy):
         activation_checkpointing: list | tuple | None = None,
         state_dict: str = "sharded",
         skip_init_weights: bool = False,
+        init_device: str = "cpu",
         **mmengine_keys: Any,
     ) -> None:
         state_dict = map_mmengine_fsdp_keys(mmengine_keys).get("state_dict", state_dict)
@@ -96,6 +105,14 @@ class FSDPStrategy(BaseStrategy):
             )
         self.state_dict_type = state_dict
         self.sharded_checkpoints = state_dict == "sharded"
+        if init_device not in ("cpu", "meta"):
+            raise ConfigError(
+                f"must be 'cpu' (build the whole model on each rank's CPU) or 'meta' (free each block as soon as it "
+                f"is built, keeping its shard), got {init_device!r}",
+                key="init_device",
+            )
+        self.init_device = init_device
+        self._build: BlockByBlockBuild | None = None  # set while the model is built on 'meta'
         self.initialises_weights_at_wrap = not skip_init_weights
         self.skip_init_weights = bool(skip_init_weights)
         self.mesh: Any = None
@@ -124,6 +141,30 @@ class FSDPStrategy(BaseStrategy):
         )
 
     # ------------------------------------------------------------------ building
+    def build_context(self) -> AbstractContextManager:
+        """With ``init_device='meta'``, a :class:`BlockByBlockBuild` for the model's
+        construction (every rank builds the same model); otherwise nothing."""
+        if self.init_device != "meta":
+            return nullcontext()
+        require_fsdp_environment()
+        if self.offload_to_cpu and torch.cuda.is_available():
+            raise ConfigError(
+                "init_device='meta' does not support offload_to_cpu yet: use init_device='cpu'", key="strategy.init_device"
+            )
+        shape = self._mesh_shape()
+        shard_size = shape[-1]
+        # The usual build broadcasts rank 0's weights through this group too (see wrap).
+        self.checkpoint_group = torch_dist.new_group(backend="gloo")
+        self._build = BlockByBlockBuild(self.blocks, shard_size, torch_dist.get_rank() % shard_size, self.checkpoint_group)
+        return self._build
+
+    def _mesh_shape(self) -> tuple[int, ...]:
+        world_size = torch_dist.get_world_size()
+        shape = self.mesh_shape or (world_size,)
+        if _product(shape) != world_size:
+            raise ConfigError(f"{shape} holds {_product(shape)} ranks, but the run has {world_size}", key="strategy.mesh.shape")
+        return shape
+
     def model_device(self) -> torch.device | None:
         """None: the model stays on the CPU until each block is sharded onto the GPU."""
         return None
@@ -135,21 +176,23 @@ class FSDPStrategy(BaseStrategy):
         from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
         require_fsdp_environment()
-        world_size = torch_dist.get_world_size()
-        shape = self.mesh_shape or (world_size,)
-        if _product(shape) != world_size:
-            raise ConfigError(f"{shape} holds {_product(shape)} ranks, but the run has {world_size}", key="strategy.mesh.shape")
+        shape = self._mesh_shape()
         use_cuda = torch.cuda.is_available() and torch_dist.get_backend() == "nccl"
         names = ("replicate", "shard") if len(shape) == 2 else ("shard",)
         self.mesh = init_device_mesh("cuda" if use_cuda else "cpu", shape, mesh_dim_names=names)
         # Checkpoint collectives get a (CPU) group of their own: an asynchronous save runs
         # them on a helper thread while training runs its own on the default group.
-        self.checkpoint_group = torch_dist.new_group(backend="gloo")
-
-        if not self.skip_init_weights and hasattr(model, "init_weights"):
-            model.init_weights()  # before sharding: the same values as unsharded training
-        for value in model.state_dict().values():  # on the CPU still: through the gloo group
-            torch_dist.broadcast(value, src=0, group=self.checkpoint_group)
+        build, self._build = self._build, None
+        if build is None:
+            self.checkpoint_group = torch_dist.new_group(backend="gloo")
+            if not self.skip_init_weights and hasattr(model, "init_weights"):
+                model.init_weights()  # before sharding: the same values as unsharded training
+            for value in model.state_dict().values():  # on the CPU still: through the gloo group
+                torch_dist.broadcast(value, src=0, group=self.checkpoint_group)
+        else:
+            if not self.skip_init_weights:
+                _require_constructor_init(model)
+            places = build.locate(model)  # every tensor is on the meta device now
         for module in _matching(model, self.activation_checkpointing, "strategy.activation_checkpointing"):
             from torch.distributed._composable import checkpoint
 
@@ -169,6 +212,11 @@ class FSDPStrategy(BaseStrategy):
                 compile_model(module, *self._compile)
             fully_shard(module, **kwargs)
         fully_shard(model, **kwargs)
+        if build is not None:
+            model.to_empty(device=torch.device("cuda", torch.cuda.current_device()) if use_cuda else "cpu")
+            build.materialise(places)
+            if not self.skip_init_weights and hasattr(model, "init_weights"):
+                model.init_weights()  # nothing to apply (checked above); marks the modules initialised
         return FSDPModelWrapper(model)
 
     def broadcast_initial_weights(self, model: nn.Module) -> None:
@@ -252,6 +300,27 @@ def _optimizer_of(optim_wrapper: Any) -> torch.optim.Optimizer:
             key="optim_wrapper",
         )
     return optimizer
+
+
+def _require_constructor_init(model: nn.Module) -> None:
+    """Refuse a model whose ``init_weights`` would change weights after construction: under
+    ``init_device='meta'`` the blocks are gone by then."""
+    from minirunner.model.base_module import BaseModule
+
+    for name, module in model.named_modules():
+        init = getattr(type(module), "init_weights", None)
+        what = None
+        if getattr(module, "init_cfg", None):
+            what = f"init_cfg={module.init_cfg!r}"
+        elif init is not None and init is not BaseModule.init_weights:
+            what = f"its own init_weights ({type(module).__name__}.init_weights)"
+        if what is not None:
+            raise ConfigError(
+                f"init_device='meta' keeps only the values the model's constructor gives, and "
+                f"{name or 'the model'} has {what}. Initialise in the constructor, set skip_init_weights=True, "
+                "or use init_device='cpu'",
+                key="strategy.init_device",
+            )
 
 
 def require_fsdp_environment() -> None:

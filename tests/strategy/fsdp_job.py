@@ -1,8 +1,8 @@
 """One rank of a training job for the strategy tests: ``python fsdp_job.py RANK WORLD_SIZE PORT
 WORK_DIR MODE BATCH_SIZE [KEY=JSON ...]``.
 
-MODE is ``fsdp``, ``fsdp-full`` (FSDP writing one-file checkpoints, ``state_dict='full'``) or
-``ddp`` (torchrun-like environment, gloo) or ``single`` (no process group).
+MODE is ``fsdp``, ``fsdp-full`` (FSDP writing one-file checkpoints, ``state_dict='full'``),
+``fsdp-meta`` (FSDP building the model with ``init_device='meta'``) or ``ddp`` (torchrun-like environment, gloo) or ``single`` (no process group).
 A small transformer-like model trains with gradient accumulation, clipping, warm-up then cosine
 schedules (and, under FSDP, activation checkpointing of its blocks). Rank 0 writes the initial
 and final full weights to ``WORK_DIR/initial.pt`` and ``final.pt``. Extra ``KEY=JSON`` arguments override top-level config keys.
@@ -127,10 +127,12 @@ def config(work_dir: str, mode: str, batch_size: int) -> dict:
         launcher="none" if mode == "single" else "pytorch",
         env_cfg=dict(dist_cfg=dict(backend="gloo")),
     )
-    if mode in ("fsdp", "fsdp-full"):
+    if mode in ("fsdp", "fsdp-full", "fsdp-meta"):
         cfg["strategy"] = dict(type="FSDPStrategy", shard=dict(blocks=["Block"]), activation_checkpointing=["Block"])
     if mode == "fsdp-full":
         cfg["strategy"]["state_dict"] = "full"
+    if mode == "fsdp-meta":
+        cfg["strategy"]["init_device"] = "meta"
     return cfg
 
 
