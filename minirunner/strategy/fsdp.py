@@ -180,10 +180,10 @@ class FSDPStrategy(BaseStrategy):
         use_cuda = torch.cuda.is_available() and torch_dist.get_backend() == "nccl"
         names = ("replicate", "shard") if len(shape) == 2 else ("shard",)
         self.mesh = init_device_mesh("cuda" if use_cuda else "cpu", shape, mesh_dim_names=names)
-        # Checkpoint collectives get a (CPU) group of their own: an asynchronous save runs
-        # them on a helper thread while training runs its own on the default group.
-        build, self._build = self._build, None
+        build, self._build = self._build, None  # set when the model was built on 'meta'
         if build is None:
+            # Checkpoint collectives get a (CPU) group of their own: an asynchronous save runs
+            # them on a helper thread while training runs its own on the default group.
             self.checkpoint_group = torch_dist.new_group(backend="gloo")
             if not self.skip_init_weights and hasattr(model, "init_weights"):
                 model.init_weights()  # before sharding: the same values as unsharded training
