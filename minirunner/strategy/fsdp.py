@@ -213,8 +213,7 @@ class FSDPStrategy(BaseStrategy):
             fully_shard(module, **kwargs)
         fully_shard(model, **kwargs)
         if build is not None:
-            model.to_empty(device=torch.device("cuda", torch.cuda.current_device()) if use_cuda else "cpu")
-            build.materialise(places)
+            build.materialise(places, torch.device("cuda", torch.cuda.current_device()) if use_cuda else "cpu")
             if not self.skip_init_weights and hasattr(model, "init_weights"):
                 model.init_weights()  # nothing to apply (checked above); marks the modules initialised
         return FSDPModelWrapper(model)

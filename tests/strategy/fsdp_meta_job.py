@@ -6,7 +6,7 @@ Builds a Runner (no training) whose model is sharded by FSDPStrategy with ``init
 included), to ``WORK_DIR/weights.pt``. Each rank prints its peak RSS after the build. MODEL:
 ``ProbeModel`` (default; random parameters, odd shapes, random persistent and non-persistent
 buffers, BatchNorm statistics), ``InitCfgModel`` (has an init_cfg), ``LateInitModel`` (its
-constructor re-initialises a block after registering it).
+constructor re-initialises a block after constructing it).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class ProbeModel(BaseModel):
         super().__init__(**kwargs)
         self.cls_token = nn.Parameter(torch.randn(1, dim))
         self.embed = nn.Linear(4, dim)
-        self.blocks = nn.ModuleList(ProbeBlock(dim) for _ in range(depth))
+        self.blocks = nn.ModuleList([ProbeBlock(dim) for _ in range(depth)])  # all built, then registered
         self.head = nn.Linear(dim, 3)
         self.register_buffer("scale", torch.rand(dim))
 
@@ -67,7 +67,7 @@ class InitCfgModel(ProbeModel):
 class LateInitModel(ProbeModel):
     def __init__(self) -> None:
         super().__init__()
-        nn.init.zeros_(self.blocks[0].fc.weight)  # after the block was registered
+        nn.init.zeros_(self.blocks[0].fc.weight)  # after the block was constructed
 
 
 def whole_tensors(model: nn.Module) -> dict:
