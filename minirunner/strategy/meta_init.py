@@ -4,12 +4,13 @@ holding all of it in memory, with exactly the weights the usual CPU build gives.
 The model's constructor runs on the CPU as usual, drawing from the random generators in the
 usual order, so every value is the one the usual build computes. What changes is what stays
 in memory: as soon as a block (a module whose class is named in ``shard.blocks``) has been
-constructed (its class's ``__init__`` returned), its tensors are taken: each is broadcast from rank 0 (as the usual
-build broadcasts rank 0's weights), this rank's shard of each parameter (FSDP2 shards dimension
-0 into equal chunks) and each buffer (FSDP2 does not shard buffers) are kept, and the module
-gets meta tensors in their place. The memory of one block at a time is in use while the model
-is built. After sharding, :meth:`BlockByBlockBuild.materialise` gives the model memory
-(``to_empty``, module by module) and writes the kept values into the shards.
+constructed (its class's ``__init__`` returned), its tensors are taken: each is broadcast from
+rank 0 (as the usual build broadcasts rank 0's weights), this rank's shard of each parameter
+(FSDP2 shards dimension 0 into equal chunks) and each buffer (FSDP2 does not shard buffers)
+are kept, and the module gets placeholders in their place. Besides the kept shards, one block
+at a time is in memory while the model is built. Before sharding, :meth:`~BlockByBlockBuild.locate`
+puts meta tensors in the placeholders' places; after it, :meth:`~BlockByBlockBuild.materialise`
+gives the model memory (``to_empty``, module by module) and writes the kept values in.
 
 For that, the ``__init__`` of each block class is wrapped while the model is built. A
 constructor that still uses a block's tensors afterwards (an in-place init of a block from its
@@ -166,12 +167,15 @@ class BlockByBlockBuild:
                     tensor = getattr(module, kind)[name]
                     local = tensor.to_local() if isinstance(tensor, DTensor) else tensor
                     _copy_kept(qualified, local, value)
+                del value
+                _return_freed_memory()  # the values written so far
 
 
 def _return_freed_memory() -> None:
     """Have glibc give the freed heap pages back to the system. Blocks and the kept shards
     are allocated in turn, so the freed blocks lie between kept shards, where malloc would
-    otherwise keep them: the process's memory would grow as if nothing were freed."""
+    otherwise keep them: the process's memory would grow as if nothing were freed (and
+    likewise for the kept values freed while the new shards are allocated)."""
     global _malloc_trim
     if _malloc_trim is None:
         try:
