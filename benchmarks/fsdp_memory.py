@@ -9,7 +9,9 @@ Printed per rank: the bytes of parameters + gradients + optimizer state this ran
 shards under FSDP), and the process's peak RSS (on a GPU: ``torch.cuda.max_memory_allocated``).
 The peak RSS includes building the whole model on the CPU before sharding it (FSDPStrategy
 builds it whole, then shards it), so the held bytes show the saving; the RSS after training
-shows what the allocator kept. Needs NumPy
+shows what the allocator kept. ``fsdp-meta`` is FSDPStrategy with ``init_device='meta'``
+(each block's shard kept as soon as it is built); "peak RSS after build" compares what building
+the model costs each rank's CPU memory. Needs NumPy
 (the ``fsdp`` extra), like FSDPStrategy itself.
 """
 
@@ -122,11 +124,15 @@ def worker(rank: int, port: int, strategy: str, dim: int, blocks: int, work_dir:
         env_cfg=dict(dist_cfg=dict(backend="gloo")),
         log_level="WARNING",
     )
-    if strategy == "fsdp":
+    if strategy in ("fsdp", "fsdp-meta"):
         cfg["strategy"] = dict(type="FSDPStrategy", shard=dict(blocks=["MLPBlock"]))
+    if strategy == "fsdp-meta":
+        cfg["strategy"]["init_device"] = "meta"
     runner = Runner.from_cfg(cfg)
+    build_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # the model is built and sharded
     runner.train()
-    result = dict(strategy=strategy, rank=rank, held=_held_bytes(runner), peak=_peak_bytes(), rss=_rss_now())
+    result = dict(strategy=strategy, rank=rank, held=_held_bytes(runner), peak=_peak_bytes(), rss=_rss_now(),
+                  build_peak=build_peak)
     if strategy == "fsdp":
         waits = {}
         for name, background in (("blocking", False), ("async", True), ("blocking2", False), ("async2", True)):
@@ -179,10 +185,11 @@ def main() -> None:
     mib = 2**20
     memory = "GPU max allocated" if torch.cuda.is_available() else "peak RSS"
     held = {}
-    for strategy in ("ddp", "fsdp"):
+    for strategy in ("ddp", "fsdp", "fsdp-meta"):
         for result in sorted(run(strategy, args.dim, args.blocks), key=lambda r: r["rank"]):
             held.setdefault(strategy, []).append(result["held"])
-            line = (f"{strategy:4s} rank {result['rank']}: params+grads+optimizer state held {result['held'] / mib:8.0f} MiB, "
+            line = (f"{strategy:9s} rank {result['rank']}: params+grads+optimizer state held {result['held'] / mib:8.0f} MiB, "
+                    f"peak RSS after build {result['build_peak'] / mib:6.0f} MiB, "
                     f"{memory} {result['peak'] / mib:6.0f} MiB, RSS after training {result['rss'] / mib:6.0f} MiB")
             if "wait_async" in result:
                 line += f"; the loop waits {result['wait_blocking']:.2f} s for a blocking save, {result['wait_async']:.2f} s for an async one"

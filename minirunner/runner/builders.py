@@ -47,9 +47,14 @@ class BuildersMixin:
     """What the Runner builds from its configs; each method may be overridden in a subclass."""
 
     def build_model(self, model: nn.Module | dict) -> nn.Module:
-        """Build the model from MODELS (or take the module given) and move it to the device."""
+        """Build the model from MODELS (or take the module given) and move it to the device.
+
+        The constructor runs in the strategy's ``build_context()`` (where
+        ``FSDPStrategy(init_device='meta')`` keeps each block's shard as soon as it is built).
+        """
         if isinstance(model, dict):
-            model = MODELS.build(model)
+            with self.strategy.build_context():
+                model = MODELS.build(model)
         if not isinstance(model, nn.Module):
             raise ConfigError(f"the model must be an nn.Module or its config, got {type(model).__name__}")
         device = self.strategy.model_device()

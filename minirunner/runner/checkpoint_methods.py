@@ -175,7 +175,7 @@ class CheckpointMixin:
                 "cfg": self.cfg.pretty_text if self.cfg is not None else "",
                 **(meta or {}),
             },
-            "state_dict": {} if sharded else _unwrap(self.model).state_dict(),
+            "state_dict": {} if sharded else self.strategy.model_state_dict(self.model),
             "message_hub": self.message_hub.state_dict(),
             "rng": get_rng_state(),
             "loop": {"epoch": epoch, "iter": iteration},
@@ -189,7 +189,7 @@ class CheckpointMixin:
         built = self.optim_wrapper is not None and not isinstance(self.optim_wrapper, dict)
         if save_optimizer and built:
             if not sharded:
-                checkpoint["optimizer"] = self.optim_wrapper.state_dict()
+                checkpoint["optimizer"] = self.strategy.optim_state_dict(self.model, self.optim_wrapper)
             wrappers = _wrappers(self.optim_wrapper)
             if wrappers:
                 checkpoint["accumulation"] = {
@@ -198,9 +198,10 @@ class CheckpointMixin:
                 }
             # Inside an accumulation window the gradients so far are part of the state.
             if any(_inside_window(w) for _, w in wrappers):
-                if sharded:
+                if self.strategy.shards_parameters:
                     self.logger.warning(
-                        "a sharded checkpoint inside an accumulation window does not hold the window's gradients: "
+                        "a checkpoint of a sharded model inside an accumulation window does not hold the window's "
+                        "gradients: "
                         "a resume from it restarts the window; save on window boundaries (a multiple of "
                         "accumulative_counts) to resume exactly"
                     )
@@ -343,6 +344,10 @@ class CheckpointMixin:
         without ``resume``, ``load_from`` loads the weights only. Nothing to resume from
         (or no training set up) falls back to ``load_from``'s weights.
         """
+        built = self.optim_wrapper is not None and not isinstance(self.optim_wrapper, dict)
+        if built and self._train_loop is not None:
+            # Before the first iteration, not at the first checkpoint.
+            self.strategy.check_optim_wrapper(self.optim_wrapper)
         checkpoint = getattr(self, "_checkpoint_found", NOT_SEARCHED)
         if checkpoint is NOT_SEARCHED:
             checkpoint = None
@@ -412,7 +417,7 @@ class CheckpointMixin:
         if "sharded" in checkpoint:
             self._load_sharded(checkpoint, with_optimizer=resume_optimizer)
         else:
-            _unwrap(self.model).load_state_dict(checkpoint["state_dict"])
+            self.strategy.load_model_state_dict(_unwrap(self.model), checkpoint["state_dict"], strict=True)
         loop = self.train_loop
         if hasattr(loop, "restore_progress"):
             notes += loop.restore_progress(epoch, iteration, checkpoint.get("sampler"))
@@ -426,7 +431,7 @@ class CheckpointMixin:
             pass  # loaded with the model, above
         elif "optimizer" in checkpoint:
             before = _optimizer_settings(self.optim_wrapper)
-            self.optim_wrapper.load_state_dict(checkpoint["optimizer"])
+            self.strategy.load_optim_state_dict(self.model, self.optim_wrapper, checkpoint["optimizer"])
             notes += _changed("optimizer", before, _optimizer_settings(self.optim_wrapper))
         else:
             notes.append("the checkpoint has no optimizer state: the optimizer starts afresh")

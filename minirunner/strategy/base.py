@@ -9,10 +9,13 @@ sharded state. The Runner's code path is the same whatever strategy it holds.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
 from torch import nn
+
+from .optim_keys import keyed_by, rekey
 
 
 class BaseStrategy:
@@ -20,10 +23,16 @@ class BaseStrategy:
 
     Subclasses override what their layout changes. ``sharded_checkpoints`` is True for a
     strategy whose checkpoints are directories written by every rank (see
-    :class:`~minirunner.strategy.FSDPStrategy`).
+    :class:`~minirunner.strategy.FSDPStrategy`); otherwise a checkpoint is one file, whose
+    model and optimizer entries come from :meth:`model_state_dict` and
+    :meth:`optim_state_dict` and go back through :meth:`load_model_state_dict` and
+    :meth:`load_optim_state_dict`.
     """
 
     sharded_checkpoints: bool = False
+    #: True when each rank holds only a shard of the parameters (their gradients cannot be
+    #: saved as whole tensors in a file).
+    shards_parameters: bool = False
     #: The process group of checkpoint collectives (None: the default group).
     checkpoint_group: Any = None
     #: True when :meth:`wrap` already applied the model's ``init_weights``.
@@ -36,6 +45,11 @@ class BaseStrategy:
         """Have :meth:`wrap` compile each block with ``torch.compile(**options)`` (caches in
         ``cache_folder``); only for a strategy whose :attr:`compiles_blocks` is True."""
         raise NotImplementedError(f"{type(self).__name__} does not compile blocks")
+
+    def build_context(self) -> AbstractContextManager:
+        """The context the model's constructor runs in (here: nothing; see
+        ``FSDPStrategy(init_device='meta')``)."""
+        return nullcontext()
 
     def model_device(self) -> torch.device | None:
         """Where ``build_model`` puts the model before :meth:`wrap`: this process's GPU when
@@ -59,10 +73,31 @@ class BaseStrategy:
     def broadcast_initial_weights(self, model: nn.Module) -> None:
         """Give every rank rank 0's initial weights (nothing to do in one process)."""
 
+    def model_state_dict(self, model: nn.Module) -> dict[str, Any]:
+        """The model's whole tensors by name, for a one-file checkpoint (``model`` may be
+        wrapped). Every rank calls it; only rank 0's result needs to be complete."""
+        return self.unwrap(model).state_dict()
+
+    def check_optim_wrapper(self, optim_wrapper: Any) -> None:
+        """Refuse, before training starts, an optimizer wrapper whose state this strategy
+        cannot checkpoint (every wrapper is fine here)."""
+
+    def optim_state_dict(self, model: nn.Module, optim_wrapper: Any) -> dict[str, Any]:
+        """The optimizer wrapper's state for a one-file checkpoint; every rank calls it."""
+        return optim_wrapper.state_dict()
+
     def load_model_state_dict(self, model: nn.Module, state: Mapping[str, Any], strict: bool) -> Any:
         """Load full (unsharded) tensors into the unwrapped ``model``; returns torch's
         ``(missing_keys, unexpected_keys)`` result."""
         return model.load_state_dict(state, strict=strict)
+
+    def load_optim_state_dict(self, model: nn.Module, optim_wrapper: Any, state: Mapping[str, Any]) -> None:
+        """Load what :meth:`optim_state_dict` returned (every rank has read it). A state keyed
+        by parameter name (a file of ``FSDPStrategy(state_dict='full')``) is re-keyed by index."""
+        optimizer = getattr(optim_wrapper, "optimizer", None)
+        if isinstance(optimizer, torch.optim.Optimizer) and keyed_by(state) == "name":
+            state = rekey(state, optimizer, self.unwrap(model), to="index")
+        optim_wrapper.load_state_dict(state)
 
     def sharded_state(self, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
         """``{'model': ..., 'optimizer': ...}`` keyed by parameter names, as DCP saves and loads

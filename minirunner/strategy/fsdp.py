@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -19,7 +20,9 @@ from minirunner.utils.install_hint import extra_install_hint
 
 from .base import BaseStrategy
 from .fsdp_wrapper import FSDPModelWrapper
+from .meta_init import BlockByBlockBuild
 from .mmengine_keys import map_mmengine_fsdp_keys
+from .optim_keys import keyed_by, rekey
 
 _SHARD_KEYS = ("blocks", "reshard_after_forward")
 _PRECISION_KEYS = ("param_dtype", "reduce_dtype", "output_dtype", "cast_forward_inputs")
@@ -47,7 +50,17 @@ class FSDPStrategy(BaseStrategy):
             recomputed in backward instead of kept.
         state_dict: ``'sharded'``: checkpoints are directories written with DCP, every rank
             its shard (``tools/consolidate_checkpoint.py`` turns one into a ``.pth``).
+            ``'full'``: a checkpoint is one ordinary ``.pth`` file, as a one-process run
+            writes it: the whole model and optimizer state are gathered on rank 0 (in CPU
+            memory), which writes them; on loading, every rank reads the file and keeps its
+            shards. For small models: rank 0 must hold everything at once.
         skip_init_weights: do not call the model's ``init_weights`` before sharding.
+        init_device: ``'cpu'``: each rank builds the whole model on its CPU, then shards it.
+            ``'meta'``: each block of ``shard.blocks`` (named by class) is taken as soon as
+            the constructor has built it: its shard is kept and the rest freed, so a rank
+            holds one block at a time; the values are exactly those of ``'cpu'`` (see
+            :mod:`minirunner.strategy.meta_init`). The model must be initialised by its
+            constructor (no ``init_cfg`` or own ``init_weights``, or ``skip_init_weights``).
 
     Example:
         >>> strategy = dict(type='FSDPStrategy', shard=dict(blocks=['Block']),
@@ -63,6 +76,7 @@ class FSDPStrategy(BaseStrategy):
         activation_checkpointing: list | tuple | None = None,
         state_dict: str = "sharded",
         skip_init_weights: bool = False,
+        init_device: str = "cpu",
         **mmengine_keys: Any,
     ) -> None:
         state_dict = map_mmengine_fsdp_keys(mmengine_keys).get("state_dict", state_dict)
@@ -83,14 +97,22 @@ class FSDPStrategy(BaseStrategy):
                     self.mixed_precision[key] = _dtype(self.mixed_precision[key], f"mixed_precision.{key}")
         self.offload_to_cpu = bool(offload_to_cpu)
         self.activation_checkpointing = _names(activation_checkpointing or [], "activation_checkpointing")
-        if state_dict != "sharded":
+        if state_dict not in ("sharded", "full"):
             raise ConfigError(
-                f"only 'sharded' (DCP checkpoint directories) is supported, got {state_dict!r}; for one ordinary "
-                "file, convert a checkpoint directory with tools/consolidate_checkpoint.py DIR OUT.pth",
+                f"must be 'sharded' (checkpoints are DCP directories, every rank writing its shard) or 'full' "
+                f"(one ordinary .pth file gathered on rank 0, for small models), got {state_dict!r}",
                 key="state_dict",
             )
         self.state_dict_type = state_dict
-        self.sharded_checkpoints = True
+        self.sharded_checkpoints = state_dict == "sharded"
+        if init_device not in ("cpu", "meta"):
+            raise ConfigError(
+                f"must be 'cpu' (build the whole model on each rank's CPU) or 'meta' (free each block as soon as it "
+                f"is built, keeping its shard), got {init_device!r}",
+                key="init_device",
+            )
+        self.init_device = init_device
+        self._build: BlockByBlockBuild | None = None  # set while the model is built on 'meta'
         self.initialises_weights_at_wrap = not skip_init_weights
         self.skip_init_weights = bool(skip_init_weights)
         self.mesh: Any = None
@@ -99,6 +121,7 @@ class FSDPStrategy(BaseStrategy):
 
     # PyTorch's order for FSDP2: compile each block, then shard it (the root stays eager).
     compiles_blocks = True
+    shards_parameters = True
 
     def compile_blocks(self, options: dict[str, Any], cache_folder: str) -> None:
         """Compile each module of ``shard.blocks`` in place before it is sharded."""
@@ -118,6 +141,30 @@ class FSDPStrategy(BaseStrategy):
         )
 
     # ------------------------------------------------------------------ building
+    def build_context(self) -> AbstractContextManager:
+        """With ``init_device='meta'``, a :class:`BlockByBlockBuild` for the model's
+        construction (every rank builds the same model); otherwise nothing."""
+        if self.init_device != "meta":
+            return nullcontext()
+        require_fsdp_environment()
+        if self.offload_to_cpu and torch.cuda.is_available():
+            raise ConfigError(
+                "init_device='meta' does not support offload_to_cpu yet: use init_device='cpu'", key="strategy.init_device"
+            )
+        shape = self._mesh_shape()
+        shard_size = shape[-1]
+        # The usual build broadcasts rank 0's weights through this group too (see wrap).
+        self.checkpoint_group = torch_dist.new_group(backend="gloo")
+        self._build = BlockByBlockBuild(self.blocks, shard_size, torch_dist.get_rank() % shard_size, self.checkpoint_group)
+        return self._build
+
+    def _mesh_shape(self) -> tuple[int, ...]:
+        world_size = torch_dist.get_world_size()
+        shape = self.mesh_shape or (world_size,)
+        if _product(shape) != world_size:
+            raise ConfigError(f"{shape} holds {_product(shape)} ranks, but the run has {world_size}", key="strategy.mesh.shape")
+        return shape
+
     def model_device(self) -> torch.device | None:
         """None: the model stays on the CPU until each block is sharded onto the GPU."""
         return None
@@ -129,21 +176,23 @@ class FSDPStrategy(BaseStrategy):
         from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
         require_fsdp_environment()
-        world_size = torch_dist.get_world_size()
-        shape = self.mesh_shape or (world_size,)
-        if _product(shape) != world_size:
-            raise ConfigError(f"{shape} holds {_product(shape)} ranks, but the run has {world_size}", key="strategy.mesh.shape")
+        shape = self._mesh_shape()
         use_cuda = torch.cuda.is_available() and torch_dist.get_backend() == "nccl"
         names = ("replicate", "shard") if len(shape) == 2 else ("shard",)
         self.mesh = init_device_mesh("cuda" if use_cuda else "cpu", shape, mesh_dim_names=names)
-        # Checkpoint collectives get a (CPU) group of their own: an asynchronous save runs
-        # them on a helper thread while training runs its own on the default group.
-        self.checkpoint_group = torch_dist.new_group(backend="gloo")
-
-        if not self.skip_init_weights and hasattr(model, "init_weights"):
-            model.init_weights()  # before sharding: the same values as unsharded training
-        for value in model.state_dict().values():  # on the CPU still: through the gloo group
-            torch_dist.broadcast(value, src=0, group=self.checkpoint_group)
+        build, self._build = self._build, None  # set when the model was built on 'meta'
+        if build is None:
+            # Checkpoint collectives get a (CPU) group of their own: an asynchronous save runs
+            # them on a helper thread while training runs its own on the default group.
+            self.checkpoint_group = torch_dist.new_group(backend="gloo")
+            if not self.skip_init_weights and hasattr(model, "init_weights"):
+                model.init_weights()  # before sharding: the same values as unsharded training
+            for value in model.state_dict().values():  # on the CPU still: through the gloo group
+                torch_dist.broadcast(value, src=0, group=self.checkpoint_group)
+        else:
+            if not self.skip_init_weights:
+                _require_constructor_init(model)
+            places = build.locate(model)  # every tensor is on the meta device now
         for module in _matching(model, self.activation_checkpointing, "strategy.activation_checkpointing"):
             from torch.distributed._composable import checkpoint
 
@@ -163,17 +212,114 @@ class FSDPStrategy(BaseStrategy):
                 compile_model(module, *self._compile)
             fully_shard(module, **kwargs)
         fully_shard(model, **kwargs)
+        if build is not None:
+            build.materialise(places, torch.device("cuda", torch.cuda.current_device()) if use_cuda else "cpu")
+            if not self.skip_init_weights and hasattr(model, "init_weights"):
+                model.init_weights()  # nothing to apply (checked above); marks the modules initialised
         return FSDPModelWrapper(model)
 
     def broadcast_initial_weights(self, model: nn.Module) -> None:
         """Nothing: :meth:`wrap` initialised and broadcast the weights before sharding."""
 
     # ------------------------------------------------------------------ state
+    def model_state_dict(self, model: nn.Module) -> dict[str, Any]:
+        """The whole model's tensors, gathered from the shards on rank 0's CPU (the other
+        ranks get an empty dict). Every rank calls it."""
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(self.unwrap(model), options=_gathered_on_rank0())
+
+    def check_optim_wrapper(self, optim_wrapper: Any) -> None:
+        """Refuse a dict of optimizer wrappers (one per submodule): checkpoints hold one
+        optimizer under FSDPStrategy."""
+        _optimizer_of(optim_wrapper)
+
+    def optim_state_dict(self, model: nn.Module, optim_wrapper: Any) -> dict[str, Any]:
+        """The optimizer wrapper's state with the optimizer's whole state gathered on rank 0's
+        CPU, keyed by parameter name (``torch.distributed.checkpoint.state_dict``'s layout).
+        Every rank calls it."""
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        optimizer = _optimizer_of(optim_wrapper)
+        # The wrapper's own entries (loss scaler, base settings) beside the gathered state.
+        extras = {k: v for k, v in optim_wrapper.state_dict().items() if k not in _OPTIMIZER_KEYS}
+        gathered = get_optimizer_state_dict(self.unwrap(model), optimizer, options=_gathered_on_rank0())
+        return {**gathered, **extras}
+
     def load_model_state_dict(self, model: nn.Module, state: Mapping[str, Any], strict: bool) -> Any:
         """Scatter full tensors (an ordinary checkpoint's) into the sharded ``model``."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
         return set_model_state_dict(model, dict(state), options=StateDictOptions(full_state_dict=True, strict=strict))
+
+    def load_optim_state_dict(self, model: nn.Module, optim_wrapper: Any, state: Mapping[str, Any]) -> None:
+        """Load what :meth:`optim_state_dict` wrote (every rank has read the whole file):
+        each rank keeps the state of its shards. A state keyed by parameter index (a
+        one-process or DDP run's file) is re-keyed by name first."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        optimizer = _optimizer_of(optim_wrapper)
+        saved = dict(state)
+        if keyed_by(saved) == "index":  # a one-process or DDP run's file
+            saved = rekey(saved, optimizer, self.unwrap(model), to="name")
+        optimizer_state = {key: saved.pop(key) for key in _OPTIMIZER_KEYS if key in saved}
+        set_optimizer_state_dict(
+            self.unwrap(model), optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True)
+        )
+        # The wrapper's own entries go through its load_state_dict, with the optimizer's
+        # state just loaded and the saved groups' settings as they were written (torch's
+        # loader turns tuples such as Adam's betas into lists).
+        own = optimizer.state_dict()
+        groups = optimizer_state.get("param_groups", [])
+        if len(groups) == len(own["param_groups"]):
+            own["param_groups"] = [
+                {**group, "params": own_group["params"]} for group, own_group in zip(groups, own["param_groups"])
+            ]
+        optim_wrapper.load_state_dict({**own, **saved})
+
+
+_OPTIMIZER_KEYS = ("state", "param_groups")
+
+
+def _gathered_on_rank0() -> Any:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    # cpu_offload: gathered tensor by tensor into rank 0's CPU memory; the other ranks keep none.
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def _optimizer_of(optim_wrapper: Any) -> torch.optim.Optimizer:
+    """The torch optimizer of a single optimizer wrapper; one line for anything else."""
+    optimizer = getattr(optim_wrapper, "optimizer", None)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(
+            f"FSDPStrategy checkpoints hold one optimizer, got {type(optim_wrapper).__name__} (several optimizers "
+            "are not supported): use a single optim_wrapper; paramwise_cfg=dict(custom_keys=...) gives submodules "
+            "their own lr and weight decay",
+            key="optim_wrapper",
+        )
+    return optimizer
+
+
+def _require_constructor_init(model: nn.Module) -> None:
+    """Refuse a model whose ``init_weights`` would change weights after construction: under
+    ``init_device='meta'`` the blocks are gone by then."""
+    from minirunner.model.base_module import BaseModule
+
+    for name, module in model.named_modules():
+        init = getattr(type(module), "init_weights", None)
+        what = None
+        if getattr(module, "init_cfg", None):
+            what = f"init_cfg={module.init_cfg!r}"
+        elif init is not None and init is not BaseModule.init_weights:
+            what = f"its own init_weights ({type(module).__name__}.init_weights)"
+        if what is not None:
+            raise ConfigError(
+                f"init_device='meta' keeps only the values the model's constructor gives, and "
+                f"{name or 'the model'} has {what}. Initialise in the constructor, set skip_init_weights=True, "
+                "or use init_device='cpu'",
+                key="strategy.init_device",
+            )
 
 
 def require_fsdp_environment() -> None:

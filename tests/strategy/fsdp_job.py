@@ -1,7 +1,8 @@
 """One rank of a training job for the strategy tests: ``python fsdp_job.py RANK WORLD_SIZE PORT
 WORK_DIR MODE BATCH_SIZE [KEY=JSON ...]``.
 
-MODE is ``fsdp`` or ``ddp`` (torchrun-like environment, gloo) or ``single`` (no process group).
+MODE is ``fsdp``, ``fsdp-full`` (FSDP writing one-file checkpoints, ``state_dict='full'``),
+``fsdp-meta`` (FSDP building the model with ``init_device='meta'``) or ``ddp`` (torchrun-like environment, gloo) or ``single`` (no process group).
 A small transformer-like model trains with gradient accumulation, clipping, warm-up then cosine
 schedules (and, under FSDP, activation checkpointing of its blocks). Rank 0 writes the initial
 and final full weights to ``WORK_DIR/initial.pt`` and ``final.pt``. Extra ``KEY=JSON`` arguments override top-level config keys.
@@ -126,8 +127,12 @@ def config(work_dir: str, mode: str, batch_size: int) -> dict:
         launcher="none" if mode == "single" else "pytorch",
         env_cfg=dict(dist_cfg=dict(backend="gloo")),
     )
-    if mode == "fsdp":
+    if mode in ("fsdp", "fsdp-full", "fsdp-meta"):
         cfg["strategy"] = dict(type="FSDPStrategy", shard=dict(blocks=["Block"]), activation_checkpointing=["Block"])
+    if mode == "fsdp-full":
+        cfg["strategy"]["state_dict"] = "full"
+    if mode == "fsdp-meta":
+        cfg["strategy"]["init_device"] = "meta"
     return cfg
 
 
@@ -136,7 +141,7 @@ def full_weights(runner: Runner) -> dict:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     model = runner.strategy.unwrap(runner.model)
-    if runner.strategy.sharded_checkpoints:
+    if runner.strategy.shards_parameters:
         return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return {key: value.detach().clone() for key, value in model.state_dict().items()}
 

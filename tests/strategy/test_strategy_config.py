@@ -71,6 +71,12 @@ def test_unknown_strategy_names_the_key(tmp_path):
 
 def test_mmengine_fsdp_keys_are_mapped_or_refused_with_what_to_write(tmp_path):
     assert FSDPStrategy(state_dict_cfg="local").state_dict_type == "sharded"
+    full = FSDPStrategy(state_dict_cfg="full")
+    assert full.state_dict_type == "full" and not full.sharded_checkpoints and full.shards_parameters
+    with pytest.raises(ConfigError, match=r"^strategy.state_dict: must be 'sharded' \(checkpoints are DCP .* or 'full' "):
+        build(tmp_path, strategy=dict(type="FSDPStrategy", state_dict="local"))
+    with pytest.raises(ConfigError, match=r"^strategy.init_device: must be 'cpu' .* or 'meta' .*, got 'cuda'"):
+        build(tmp_path, strategy=dict(type="FSDPStrategy", init_device="cuda"))
     assert FSDPStrategy(skip_init_weights=True).initialises_weights_at_wrap is False
     with pytest.raises(ConfigError, match=r"^strategy.model_wrapper: is not used by FSDPStrategy: .*shard=dict\(blocks="):
         build(tmp_path, strategy=dict(type="FSDPStrategy", model_wrapper=dict(auto_wrap_policy=None)))
