@@ -98,7 +98,7 @@ def test_checkpoint_directory_holds_the_averages_and_consolidates_like_a_file(ru
 
     from minirunner.checkpoint.sharded import checkpoint_dir_entries
 
-    folder, fsdp, single = runs["folder"], runs["fsdp"], runs["single"]
+    folder, fsdp = runs["folder"], runs["fsdp"]
     assert checkpoint_dir_entries(str(folder / "fsdp" / "iter_12")) == {"model", "optimizer", "ema_state_dict"}
     assert "ema_state_dict" not in torch.load(folder / "fsdp" / "iter_12" / "state.pth", weights_only=True)
     out = tmp_path / "model.pth"
