@@ -15,6 +15,7 @@ from minirunner.utils import ConfigError
 
 from .base_module import BaseModule
 from .data_preprocessor import BaseDataPreprocessor
+from .plain_call import hookless
 
 
 def build_data_preprocessor(cfg: Mapping | nn.Module | None) -> nn.Module:
@@ -107,17 +108,22 @@ class BaseModel(BaseModule):
         # `_modules[...]` is what `self.data_preprocessor` resolves to, without the detour
         # through nn.Module.__getattr__ on every iteration.
         preprocess = self._modules["data_preprocessor"]
+        forward = self
+        if hookless(preprocess, self):
+            # No hook, compile or trace to honour: each `forward` directly, without the two
+            # frames of nn.Module.__call__ (checked every iteration; a new hook is called).
+            preprocess, forward = preprocess.forward, self.forward
         context = optim_wrapper.optim_context(self)
         if type(context) is nullcontext:
             # Nothing to enter (no autocast, no no_sync): skipping the `with` saves the
             # context's two Python calls on every iteration.
             data = preprocess(data, True)
             # The usual dict batch is unpacked here, one call fewer on every iteration.
-            losses = self(**data, mode="loss") if type(data) is dict else self._run_forward(data, mode="loss")
+            losses = forward(**data, mode="loss") if type(data) is dict else self._run_forward(data, mode="loss")
         else:
             with context:
                 data = preprocess(data, True)
-                losses = self(**data, mode="loss") if type(data) is dict else self._run_forward(data, mode="loss")
+                losses = forward(**data, mode="loss") if type(data) is dict else self._run_forward(data, mode="loss")
         loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(loss)
         return log_vars
