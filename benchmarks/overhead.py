@@ -175,14 +175,11 @@ def fresh_gc(run: Callable[[], float]) -> Callable[[], float]:
 
     Collections are triggered by counts of allocations, so without this a side pays for the
     garbage of the side before it, and a run of one length may hit a full collection that
-    the run of the other length escaped (at a cost of millions of instructions). The objects
-    alive before the run are frozen (left out of later collections) on every side alike, so
-    a collection inside a run walks only what that run made.
+    the run of the other length escaped (at a cost of millions of instructions).
     """
 
     def fresh() -> float:
         gc.collect()
-        gc.freeze()
         return run()
 
     return fresh
