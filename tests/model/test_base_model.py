@@ -265,3 +265,26 @@ def test_hookless_answers_for_hooks_compile_and_call_overrides():
     assert not hookless(OwnCall(2, 2), b)
     a._compiled_call_impl = lambda *args, **kwargs: None  # what nn.Module.compile() sets
     assert not hookless(a, b)
+
+
+class SwappedNet(BaseModel):
+    """forward takes its arguments in another order: the batch must still arrive by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+        self.extra_seen: list = []
+
+    def forward(self, data_samples=None, inputs=None, mode="tensor", extra=None):
+        self.extra_seen.append(extra)
+        return dict(loss=F.cross_entropy(self.fc(inputs), data_samples))
+
+
+def test_train_step_passes_the_batch_by_name_with_or_without_extra_keys():
+    net = SwappedNet()
+    wrapper = OptimWrapper(torch.optim.SGD(net.parameters(), lr=0.1))
+    batch = dict(inputs=torch.randn(4, 3), data_samples=torch.tensor([0, 1, 1, 0]))
+    expected = F.cross_entropy(net.fc(batch["inputs"]), batch["data_samples"]).item()
+    assert net.train_step(batch, wrapper)["loss"].item() == pytest.approx(expected)
+    net.train_step(dict(batch, extra="x"), wrapper)  # a third key goes through **data
+    assert net.extra_seen == [None, "x"]
