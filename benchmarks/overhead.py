@@ -17,6 +17,10 @@ and a linear warm-up followed by cosine annealing, on every side. Case 'default'
 Runner with its default hooks exactly as a config leaves them (a log line every 10
 iterations, a checkpoint every epoch); the loops log every 10 iterations and save nothing.
 
+Every run of every side starts right after a full garbage collection, so no side pays for
+the garbage of the one before it (under callgrind, each run's own garbage is collected
+inside its counts).
+
 Two modes:
 
 - wall time (the default): the sides alternate in one process (naive, runner, layers, then
