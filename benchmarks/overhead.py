@@ -17,6 +17,10 @@ and a linear warm-up followed by cosine annealing, on every side. Case 'default'
 Runner with its default hooks exactly as a config leaves them (a log line every 10
 iterations, a checkpoint every epoch); the loops log every 10 iterations and save nothing.
 
+Every run of every side starts right after a full garbage collection, so no side pays for
+the garbage of the one before it (under callgrind, each run's own garbage is collected
+inside its counts).
+
 Two modes:
 
 - wall time (the default): the sides alternate in one process (naive, runner, layers, then
@@ -37,6 +41,7 @@ Two modes:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import math
@@ -169,11 +174,26 @@ def runner_loop(dataset: Dataset, case: str, epochs: int) -> float:
         return time.perf_counter() - start
 
 
+def fresh_gc(run: Callable[[], float]) -> Callable[[], float]:
+    """``run``, started with the garbage collector in the same state whatever ran before.
+
+    Collections are triggered by counts of allocations, so without this a side pays for the
+    garbage of the side before it, and a run of one length may hit a full collection that
+    the run of the other length escaped (at a cost of millions of instructions).
+    """
+
+    def fresh() -> float:
+        gc.collect()
+        return run()
+
+    return fresh
+
+
 def sides(dataset: Dataset, case: str, epochs: int) -> dict[str, Callable[[], float]]:
     return {
-        "naive": lambda: hand_loop(dataset, case, epochs, "naive"),
-        "runner": lambda: runner_loop(dataset, case, epochs),
-        "layers": lambda: hand_loop(dataset, case, epochs, "layers"),
+        "naive": fresh_gc(lambda: hand_loop(dataset, case, epochs, "naive")),
+        "runner": fresh_gc(lambda: runner_loop(dataset, case, epochs)),
+        "layers": fresh_gc(lambda: hand_loop(dataset, case, epochs, "layers")),
     }
 
 
@@ -215,6 +235,8 @@ def callgrind_child(cases: list[str], side_names: list[str], manifest: str) -> N
     labels = []  # what ran before each marker, in order
 
     def mark(label: str) -> None:
+        # The run's own garbage is collected within its counts, before the boundary.
+        gc.collect()
         labels.append(label)
         os.getppid()  # callgrind dumps the counts since the previous marker here
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from minirunner.logging import MessageHub
 from minirunner.optim.wrappers import OptimWrapper
 from minirunner.registry import HOOKS
 
@@ -52,6 +53,10 @@ class RuntimeInfoHook(Hook):
         self._train_keys: dict[str, str] = {}
         self._clipping: list[tuple[str, Any]] = []
         self._plain_wrapper: Any = None  # an OptimWrapper whose get_lr() is {'lr': [...]}
+        # Set in before_train for the Runner's own loop and hub (see _fast_paths).
+        self._loop: Any = None
+        self._hub: Any = None
+        self._info: dict | None = None
 
     def before_train(self, runner: Any) -> None:
         """Put the (resumed) counters, the run's length and the dataset's metainfo in the hub."""
@@ -75,13 +80,19 @@ class RuntimeInfoHook(Hook):
         # goes through get_lr().
         plain = type(optim_wrapper).get_lr is OptimWrapper.get_lr
         self._plain_wrapper = optim_wrapper if plain and optim_wrapper.base_param_settings is None else None
+        self._loop, self._hub, self._info = _fast_paths(runner)
 
     def before_train_epoch(self, runner: Any) -> None:
         runner.message_hub.update_info("epoch", runner.epoch)
 
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         hub = runner.message_hub
-        hub.update_info("iter", runner.iter)
+        loop = self._loop
+        iteration = runner.iter if loop is None else loop._iter
+        if hub is self._hub:
+            self._info["iter"] = iteration  # what update_info("iter", ...) does, one call fewer
+        else:
+            hub.update_info("iter", iteration)
         wrapper = runner.optim_wrapper
         if wrapper is self._plain_wrapper:
             hub.update_scalar("train/lr", wrapper.optimizer.param_groups[0]["lr"])
@@ -114,6 +125,27 @@ class RuntimeInfoHook(Hook):
     def after_test_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         """Put the metrics in the hub as ``test/<name>``: numbers as scalars, others as info."""
         _update_metrics(runner.message_hub, "test", metrics)
+
+
+def _fast_paths(runner: Any) -> tuple[Any, Any, dict | None]:
+    """``(loop, hub, info)`` for reading the iteration and storing it on every iteration
+    without the calls in between: ``runner.iter`` is two properties deep (Runner, then its
+    loop), ``update_info`` one call. Each is None where that shortcut would not be exact (a
+    stand-in runner, a loop or hub class that overrides what is skipped); the hook then
+    takes the public way."""
+    from minirunner.runner.loops import _TrainLoop  # here: the hooks import no runner module
+    from minirunner.runner.runner import Runner
+
+    loop = getattr(runner, "_train_loop", None)
+    if not (
+        isinstance(runner, Runner) and type(runner).iter is Runner.iter
+        and isinstance(loop, _TrainLoop) and type(loop).iter is _TrainLoop.iter
+    ):
+        loop = None
+    hub = runner.message_hub
+    if type(hub).update_info is not MessageHub.update_info:
+        return loop, None, None
+    return loop, hub, hub.runtime_info
 
 
 def _is_scalar(value: Any) -> bool:

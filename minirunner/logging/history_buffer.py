@@ -68,7 +68,14 @@ class HistoryBuffer:
     def update(self, log_val: Any, count: int = 1) -> None:
         """Append ``log_val`` (a number or a one-element tensor); ``count``: how many samples
         it stands for. Only the newest ``max_length`` values are kept."""
-        if isinstance(log_val, torch.Tensor):
+        # MessageHub.update_scalar writes out the float and plain-tensor cases with count 1:
+        # keep the two in step.
+        # Exact types first: a float (lr, times) or a plain tensor (a loss) is what arrives
+        # on every iteration, and testing the type itself is cheaper than isinstance.
+        kind = type(log_val)
+        if kind is float and not self._pending:
+            self._values.append(log_val)
+        elif kind is torch.Tensor or isinstance(log_val, torch.Tensor):
             self._pending.append(log_val.detach() if log_val.requires_grad else log_val)
         else:
             if self._pending:

@@ -6,6 +6,8 @@ import copy
 import logging
 from typing import Any, Iterable
 
+import torch
+
 from minirunner.utils.manager import ManagerMixin
 
 from ._current import make_current
@@ -101,6 +103,22 @@ class MessageHub(ManagerMixin):
                 self._not_resumed.add(key)
         elif not resumed:
             self._check_not_resumed(key)
+        if count == 1 and type(buffer) is HistoryBuffer:
+            # HistoryBuffer.update's two usual cases, written out: the runner's hooks log
+            # four values per iteration, and the call would cost more than the append.
+            kind = type(value)
+            if kind is float and not buffer._pending:
+                buffer._values.append(value)
+            elif kind is torch.Tensor and not value.requires_grad:
+                buffer._pending.append(value)
+            else:
+                buffer.update(value, count)
+                return
+            counts = buffer._counts
+            counts.append(1)
+            if len(counts) > buffer._trim_at:
+                buffer._trim()
+            return
         buffer.update(value, count)
 
     def update_scalars(self, log_dict: dict[str, Any], resumed: bool = True) -> None:

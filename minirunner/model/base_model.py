@@ -15,6 +15,7 @@ from minirunner.utils import ConfigError
 
 from .base_module import BaseModule
 from .data_preprocessor import BaseDataPreprocessor
+from .plain_call import hookless
 
 
 def build_data_preprocessor(cfg: Mapping | nn.Module | None) -> nn.Module:
@@ -107,17 +108,26 @@ class BaseModel(BaseModule):
         # `_modules[...]` is what `self.data_preprocessor` resolves to, without the detour
         # through nn.Module.__getattr__ on every iteration.
         preprocess = self._modules["data_preprocessor"]
+        forward = self
+        if hookless(preprocess, self):
+            # No hook, compile or trace to honour: each `forward` directly, without the two
+            # frames of nn.Module.__call__ (checked every iteration; a new hook is called).
+            preprocess, forward = preprocess.forward, self.forward
         context = optim_wrapper.optim_context(self)
         if type(context) is nullcontext:
             # Nothing to enter (no autocast, no no_sync): skipping the `with` saves the
             # context's two Python calls on every iteration.
             data = preprocess(data, True)
-            # The usual dict batch is unpacked here, one call fewer on every iteration.
-            losses = self(**data, mode="loss") if type(data) is dict else self._run_forward(data, mode="loss")
+            # The usual batch, a dict of exactly `inputs` and `data_samples`, goes as two named
+            # arguments: unpacking `**data` copies the dict and re-enters the interpreter,
+            # which on a small model costs more than this test (see _forward_loss).
+            if type(data) is dict and len(data) == 2 and "inputs" in data and "data_samples" in data:
+                losses = forward(inputs=data["inputs"], data_samples=data["data_samples"], mode="loss")
+            else:
+                losses = _forward_loss(self, forward, data)
         else:
             with context:
-                data = preprocess(data, True)
-                losses = self(**data, mode="loss") if type(data) is dict else self._run_forward(data, mode="loss")
+                losses = _forward_loss(self, forward, preprocess(data, True))
         loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(loss)
         return log_vars
@@ -201,3 +211,11 @@ class BaseModel(BaseModule):
             "the data preprocessor must return a dict (passed to forward as keyword "
             f"arguments) or a list/tuple (passed positionally), got {type(data).__name__}"
         )
+
+
+def _forward_loss(model: BaseModel, forward: Any, data: Any) -> Any:
+    """``forward(**data, mode='loss')`` for a preprocessed batch ``data`` (a dict), or its
+    items as positional arguments (a list or tuple; see ``BaseModel._run_forward``)."""
+    if type(data) is dict:
+        return forward(**data, mode="loss")
+    return model._run_forward(data, mode="loss")

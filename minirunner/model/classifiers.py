@@ -43,7 +43,10 @@ class BaseClassifier(BaseModel):
         """Compute logits, the loss or predictions depending on ``mode``."""
         if isinstance(inputs, (list, tuple)):
             inputs = torch.stack(list(inputs))
-        logits = self.net(inputs)
+        # `_modules` is where `self.net` is found, without nn.Module.__getattr__'s detour
+        # (a Python call from C) on every iteration; a `net` kept elsewhere still works.
+        net = self._modules.get("net")
+        logits = (self.net if net is None else net)(inputs)
         if mode == "tensor":
             return logits
         if mode == "loss":

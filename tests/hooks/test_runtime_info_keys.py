@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 import minirunner
-from minirunner.hooks import RuntimeInfoHook
+from minirunner.hooks import Hook, RuntimeInfoHook
+from minirunner.runner import Runner
 from minirunner.logging.message_hub import MessageHub
 from minirunner.optim import OptimWrapper
 from minirunner.optim.wrappers.optimizer_wrapper_dict import OptimWrapperDict
@@ -95,3 +96,63 @@ def test_metrics_numbers_are_scalars_and_the_rest_info():
         assert hub.get_info(f"{mode}/per_class") == [0.5, 0.75]
         assert torch.equal(hub.get_info(f"{mode}/confusion"), torch.eye(2))
         assert f"{mode}/per_class" not in hub.log_scalars
+
+
+# ---------------------------------------------------------------- with a real Runner
+# RuntimeInfoHook reads the loop's counter and writes the hub's info dict directly when
+# the Runner, loop and hub are the built-in classes; what a later hook sees must not change.
+class _Recorder(Hook):
+    priority = "NORMAL"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple] = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        hub = runner.message_hub
+        self.seen.append((runner.iter, hub.get_info("iter"), hub.get_scalar("train/lr").current()))
+
+
+class _CountingHub(MessageHub):
+    def __init__(self, name: str = "minirunner", **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.iter_updates = 0
+
+    def update_info(self, key, value, resumed=True):
+        self.iter_updates += key == "iter"
+        super().update_info(key, value, resumed)
+
+
+def _tiny_runner(tmp_path, recorder: _Recorder) -> Runner:
+    return Runner(
+        model=dict(type="MLPClassifier", in_features=4, hidden_dims=(), num_classes=2),
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            dataset=dict(type="SyntheticClassification", num_samples=12, num_features=4, num_classes=2),
+            batch_size=4, sampler=dict(type="DefaultSampler", shuffle=False),
+        ),
+        train_cfg=dict(by_epoch=True, max_epochs=2),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
+        default_hooks=dict(checkpoint=None),
+        custom_hooks=[recorder],
+        log_level="WARNING",
+    )
+
+
+def test_iter_info_matches_runner_iter_on_every_iteration(tmp_path):
+    recorder = _Recorder()
+    runner = _tiny_runner(tmp_path, recorder)
+    runner.train()
+    assert [(i, i) for i in range(6)] == [seen[:2] for seen in recorder.seen]
+    assert all(lr == pytest.approx(0.1) for *_, lr in recorder.seen)
+    hook = runner.get_hook("runtime_info")
+    assert hook._loop is runner.train_loop and hook._hub is runner.message_hub  # the direct path ran
+
+
+def test_a_hub_that_overrides_update_info_is_still_called(tmp_path):
+    recorder = _Recorder()
+    runner = _tiny_runner(tmp_path, recorder)
+    runner.message_hub = _CountingHub("counting-hub")
+    runner.train()
+    assert runner.message_hub.iter_updates >= 6  # before_train, then once per iteration
+    assert runner.get_hook("runtime_info")._hub is None
+    assert [seen[:2] for seen in recorder.seen] == [(i, i) for i in range(6)]

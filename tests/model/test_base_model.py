@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minirunner.model import BaseDataPreprocessor, BaseModel, ImgDataPreprocessor
+from minirunner.optim import OptimWrapper
 from minirunner.registry import config_key
 from minirunner.utils import ConfigError
 
@@ -188,3 +189,102 @@ def test_data_preprocessor_errors_name_the_key():
 def test_forward_is_abstract():
     with pytest.raises(TypeError, match="abstract"):
         NoForward()
+
+
+# ---------------------------------------------------------------- forward without __call__
+# train_step calls `forward` directly when nothing hooks the modules (minirunner.model.plain_call);
+# every kind of hook, registered at any time, must still run.
+def _train_once(net: LinearNet) -> None:
+    wrapper = OptimWrapper(torch.optim.SGD(net.parameters(), lr=0.1))
+    net.train_step(dict(inputs=torch.randn(4, 3), data_samples=torch.tensor([0, 1, 1, 0])), wrapper)
+
+
+@pytest.mark.parametrize("where", ["model", "preprocessor"])
+def test_train_step_calls_hooks_registered_after_the_first_step(where):
+    net = LinearNet()
+    _train_once(net)  # the direct path, no hook yet
+    module = net if where == "model" else net.data_preprocessor
+    seen = []
+    handles = [
+        module.register_forward_pre_hook(lambda m, args: seen.append("pre")),
+        module.register_forward_hook(lambda m, args, out: seen.append("forward")),
+    ]
+    _train_once(net)
+    assert seen == ["pre", "forward"]
+    for handle in handles:
+        handle.remove()
+    _train_once(net)
+    assert seen == ["pre", "forward"]  # removed hooks are not called
+
+
+def test_train_step_calls_a_hook_that_changes_the_inputs():
+    net = LinearNet()
+    _train_once(net)
+    # A pre-hook with kwargs replaces the inputs: the forward must see the replaced ones.
+    shapes = []
+    net.register_forward_pre_hook(
+        lambda m, args, kwargs: (args, {**kwargs, "inputs": kwargs["inputs"] * 0}), with_kwargs=True
+    )
+    net.register_forward_hook(lambda m, args, kwargs, out: shapes.append(float(kwargs["inputs"].abs().sum())),
+                              with_kwargs=True)
+    _train_once(net)
+    assert shapes == [0.0]
+
+
+def test_train_step_calls_global_hooks():
+    from torch.nn.modules.module import register_module_forward_hook
+
+    net = LinearNet()
+    _train_once(net)
+    seen = []
+    handle = register_module_forward_hook(lambda m, args, out: seen.append(type(m).__name__))
+    try:
+        _train_once(net)
+    finally:
+        handle.remove()
+    assert "LinearNet" in seen and "BaseDataPreprocessor" in seen
+
+
+def test_hookless_answers_for_hooks_compile_and_call_overrides():
+    from minirunner.model.plain_call import hookless
+
+    a, b = nn.Linear(2, 2), nn.ReLU()
+    assert hookless(a, b)
+    handle = b.register_forward_pre_hook(lambda m, args: None)
+    assert not hookless(a, b)
+    handle.remove()
+    assert hookless(a, b)
+
+    class OwnCall(nn.Linear):
+        def __call__(self, *args, **kwargs):
+            return super().__call__(*args, **kwargs)
+
+    handle = a.register_full_backward_hook(lambda m, grad_in, grad_out: None)
+    assert not hookless(a, b)  # __call__ wires backward hooks into the graph
+    handle.remove()
+    assert not hookless(OwnCall(2, 2), b)
+    a._compiled_call_impl = lambda *args, **kwargs: None  # what nn.Module.compile() sets
+    assert not hookless(a, b)
+
+
+class SwappedNet(BaseModel):
+    """forward takes its arguments in another order: the batch must still arrive by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+        self.extra_seen: list = []
+
+    def forward(self, data_samples=None, inputs=None, mode="tensor", extra=None):
+        self.extra_seen.append(extra)
+        return dict(loss=F.cross_entropy(self.fc(inputs), data_samples))
+
+
+def test_train_step_passes_the_batch_by_name_with_or_without_extra_keys():
+    net = SwappedNet()
+    wrapper = OptimWrapper(torch.optim.SGD(net.parameters(), lr=0.1))
+    batch = dict(inputs=torch.randn(4, 3), data_samples=torch.tensor([0, 1, 1, 0]))
+    expected = F.cross_entropy(net.fc(batch["inputs"]), batch["data_samples"]).item()
+    assert net.train_step(batch, wrapper)["loss"].item() == pytest.approx(expected)
+    net.train_step(dict(batch, extra="x"), wrapper)  # a third key goes through **data
+    assert net.extra_seen == [None, "x"]

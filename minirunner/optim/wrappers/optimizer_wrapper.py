@@ -73,6 +73,9 @@ class OptimWrapper:
     # True while a class keeps the base scale_loss/backward/should_update/step/zero_grad;
     # update_params then runs them inline (set for every subclass in __init_subclass__).
     _own_steps: bool = True
+    # The model class optim_context last saw and whether it has no_sync (set per instance).
+    _no_sync_class: type | None = None
+    _class_has_no_sync: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -147,7 +150,19 @@ class OptimWrapper:
         """
         try:
             if self._own_steps:
-                self._update_params_inline(loss, step_kwargs, zero_kwargs)
+                # scale_loss, backward, should_update, step and zero_grad of this class,
+                # written out in this frame: on a small model the five calls (or one more
+                # frame) cost a measurable part of an iteration. Keep in step with those
+                # methods; a subclass that overrides any of them does not come here.
+                if self._accumulative_counts != 1:
+                    loss = self.scale_loss(loss)
+                loss.backward()
+                count = self._inner_count = self._inner_count + 1
+                if count % self._accumulative_counts == 0 or count == self._max_counts:
+                    if self.clipper is not None:
+                        self._clip_grad()
+                    self.optimizer.step(**(step_kwargs or _NO_KWARGS))
+                    self.optimizer.zero_grad(**(zero_kwargs or _NO_KWARGS))
                 return
             if self._skip_guard is not None:
                 self._skip_guard.watch(loss)
@@ -165,22 +180,6 @@ class OptimWrapper:
         if self.should_update():
             self.step(**(step_kwargs or _NO_KWARGS))
             self.zero_grad(**(zero_kwargs or _NO_KWARGS))
-
-    def _update_params_inline(
-        self, loss: torch.Tensor, step_kwargs: dict[str, Any] | None, zero_kwargs: dict[str, Any] | None
-    ) -> None:
-        # scale_loss, backward, should_update, step and zero_grad of this class in one frame:
-        # on a small model the five calls cost a measurable part of an iteration. Keep in
-        # step with those methods; a subclass that overrides any of them does not come here.
-        if self._accumulative_counts != 1:
-            loss = self.scale_loss(loss)
-        loss.backward()
-        count = self._inner_count = self._inner_count + 1
-        if count % self._accumulative_counts == 0 or count == self._max_counts:
-            if self.clipper is not None:
-                self._clip_grad()
-            self.optimizer.step(**(step_kwargs or _NO_KWARGS))
-            self.optimizer.zero_grad(**(zero_kwargs or _NO_KWARGS))
 
     def scale_loss(self, loss: torch.Tensor) -> torch.Tensor:
         """Divide ``loss`` by the length of the accumulation window it belongs to.
@@ -292,7 +291,14 @@ class OptimWrapper:
         # shared nullcontext costs a fraction of a @contextmanager's enter and exit.
         # The class is asked, not the instance: a module without the attribute would raise
         # (and format) an AttributeError inside nn.Module.__getattr__ on every such iteration.
-        if self._accumulative_counts > 1 and not self.should_sync() and hasattr(type(model), "no_sync"):
+        # no_sync matters only when accumulating, for a model class that has it (DDP): the
+        # class is looked up once, as a miss there raises and clears an AttributeError.
+        if self._accumulative_counts == 1:
+            return _NO_CONTEXT
+        cls = type(model)
+        if cls is not self._no_sync_class:
+            self._no_sync_class, self._class_has_no_sync = cls, hasattr(cls, "no_sync")
+        if self._class_has_no_sync and not self.should_sync():
             return model.no_sync()
         return _NO_CONTEXT
 
