@@ -1,8 +1,8 @@
 """FSDPStrategy(state_dict='full') on 2 gloo processes: a checkpoint is one ordinary file, as a
 one-process run writes it (the whole model and optimizer gathered on rank 0), equal to what the
 sharded checkpoint of the same run consolidates to; resuming it is bit-exact on the same world
-size and within 1e-5 on another or without FSDP; load_from reads it; an EMAHook's averages go
-through it."""
+size and within 1e-5 on another or without FSDP; a run in either mode resumes from the other's
+checkpoint; load_from reads it; an EMAHook's averages go through it."""
 
 from __future__ import annotations
 
@@ -79,6 +79,21 @@ def test_resume_on_the_same_world_size_is_bit_exact(runs, tmp_path):
     assert "WARNING - resume:" not in log  # e.g. no setting read back differently
     for key in final:
         assert torch.equal(resumed[key], final[key]), key
+
+
+def test_a_run_resumes_from_the_other_modes_checkpoint_bit_exactly(runs, tmp_path):
+    # 'full' reads a DCP directory, 'sharded' reads a full file: the load paths do not depend
+    # on the mode the run writes in.
+    full_folder, final = runs["full"]
+    sharded_folder, _ = runs["sharded"]
+    from_directory = train(tmp_path / "full", "fsdp-full", 2, 4, arg("resume", sharded_folder / "iter_4"))
+    from_file = train(tmp_path / "sharded", "fsdp", 2, 4, arg("resume", full_folder / "iter_4.pth"))
+    assert f"resumed from {sharded_folder / 'iter_4'} at epoch 0, iter 4" in log_text(tmp_path / "full")
+    assert f"resumed from {full_folder / 'iter_4.pth'} at epoch 0, iter 4" in log_text(tmp_path / "sharded")
+    assert (tmp_path / "full" / "iter_12.pth").is_file() and (tmp_path / "sharded" / "iter_12").is_dir()
+    for key in final:
+        assert torch.equal(from_directory[key], final[key]), key
+        assert torch.equal(from_file[key], final[key]), key
 
 
 def test_resume_two_to_one_process(runs, tmp_path):
