@@ -127,21 +127,32 @@ class RuntimeInfoHook(Hook):
         _update_metrics(runner.message_hub, "test", metrics)
 
 
+# The `iter` properties known to read the training loop's counter (`loop._iter`) and nothing
+# more: declared by minirunner.runner for its Runner and training loops (the hooks may not
+# import the runner layer). A runner or loop whose class has another `iter` is read the public way.
+_RUNNER_ITERS: set[Any] = set()
+_LOOP_ITERS: set[Any] = set()
+
+
+def declare_iteration_counters(runner_class: type, loop_class: type) -> None:
+    """Declare that ``runner_class.iter`` returns its ``_train_loop``'s ``iter``, and that
+    ``loop_class.iter`` returns the loop's ``_iter``, so :class:`RuntimeInfoHook` may read
+    ``loop._iter`` directly on every iteration (subclasses that keep those properties too)."""
+    _RUNNER_ITERS.add(vars(runner_class)["iter"])
+    _LOOP_ITERS.add(vars(loop_class)["iter"])
+
+
 def _fast_paths(runner: Any) -> tuple[Any, Any, dict | None]:
     """``(loop, hub, info)`` for reading the iteration and storing it on every iteration
     without the calls in between: ``runner.iter`` is two properties deep (Runner, then its
     loop), ``update_info`` one call. Each is None where that shortcut would not be exact (a
     stand-in runner, a loop or hub class that overrides what is skipped); the hook then
     takes the public way."""
-    from minirunner.runner.loops import _TrainLoop  # here: the hooks import no runner module
-    from minirunner.runner.runner import Runner
-
-    loop = getattr(runner, "_train_loop", None)
-    if not (
-        isinstance(runner, Runner) and type(runner).iter is Runner.iter
-        and isinstance(loop, _TrainLoop) and type(loop).iter is _TrainLoop.iter
-    ):
-        loop = None
+    loop = None
+    if getattr(type(runner), "iter", None) in _RUNNER_ITERS:
+        loop = runner._train_loop
+        if getattr(type(loop), "iter", None) not in _LOOP_ITERS:
+            loop = None
     hub = runner.message_hub
     if type(hub).update_info is not MessageHub.update_info:
         return loop, None, None

@@ -28,6 +28,7 @@ from minirunner.dist import (
 )
 from minirunner.hooks import Hook
 from minirunner.hooks.hook import EVENTS
+from minirunner.hooks.runtime_info_hook import declare_iteration_counters
 from minirunner.logging import (
     MessageHub, RecordHold, add_log_file, get_logger, send_warnings_to_file, set_current_logger,
 )
@@ -37,6 +38,7 @@ from minirunner.utils import ConfigError, did_you_mean, quoted_list
 from .builders import BuildersMixin
 from .checkpoint_methods import NOT_SEARCHED, CheckpointMixin, _unwrap
 from .hook_methods import HooksMixin
+from .loops import _TrainLoop
 from .randomness import set_random_seed
 
 # Config keys that from_cfg reads besides the Runner's own arguments.
@@ -488,6 +490,10 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         self.call_hook("after_run")
         return metrics
 
+
+# Runner.iter is its training loop's iter, which is the loop's counter: RuntimeInfoHook reads
+# the counter itself on every iteration.
+declare_iteration_counters(Runner, _TrainLoop)
 
 # Log folders handed out in this process: a runner's folder appears only with its first line
 # logged, so a second runner built before that must not be given the same name.
