@@ -156,3 +156,20 @@ def test_a_hub_that_overrides_update_info_is_still_called(tmp_path):
     assert runner.message_hub.iter_updates >= 6  # before_train, then once per iteration
     assert runner.get_hook("runtime_info")._hub is None
     assert [seen[:2] for seen in recorder.seen] == [(i, i) for i in range(6)]
+
+
+class _OffsetRunner(Runner):
+    """A Runner subclass with an iter of its own: the hook must store this one."""
+
+    @property
+    def iter(self) -> int:
+        return super().iter + 100
+
+
+def test_a_runner_whose_iter_is_its_own_is_read_the_public_way(tmp_path):
+    recorder = _Recorder()
+    runner = _tiny_runner(tmp_path, recorder)
+    runner.__class__ = _OffsetRunner
+    runner.train()
+    assert [seen[:2] for seen in recorder.seen] == [(100 + i, 100 + i) for i in range(6)]
+    assert runner.get_hook("runtime_info")._loop is None
