@@ -181,6 +181,12 @@ class FSDPStrategy(BaseStrategy):
         names = ("replicate", "shard") if len(shape) == 2 else ("shard",)
         self.mesh = init_device_mesh("cuda" if use_cuda else "cpu", shape, mesh_dim_names=names)
         build, self._build = self._build, None  # set when the model was built on 'meta'
+        if build is None and self.init_device == "meta":
+            raise ConfigError(
+                "init_device='meta' builds the model from its config, block by block, but the model was given "
+                "already built (whole, on the CPU): pass model as a config dict, or use init_device='cpu'",
+                key="strategy.init_device",
+            )
         if build is None:
             # Checkpoint collectives get a (CPU) group of their own: an asynchronous save runs
             # them on a helper thread while training runs its own on the default group.

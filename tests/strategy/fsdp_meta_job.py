@@ -6,7 +6,7 @@ Builds a Runner (no training) whose model is sharded by FSDPStrategy with ``init
 included), to ``WORK_DIR/weights.pt``. Each rank prints its peak RSS after the build. MODEL:
 ``ProbeModel`` (default; random parameters, odd shapes, random persistent and non-persistent
 buffers, BatchNorm statistics), ``InitCfgModel`` (has an init_cfg), ``LateInitModel`` (its
-constructor re-initialises a block after constructing it).
+constructor re-initialises a block after constructing it); ``built:NAME`` passes NAME as a module.
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ def main() -> None:
     rank, world_size, port, work_dir, init_device = sys.argv[1:6]
     model = sys.argv[6] if len(sys.argv) > 6 else "ProbeModel"
     os.environ.update(RANK=rank, WORLD_SIZE=world_size, LOCAL_RANK=rank, MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    # "built:NAME": the model given to the Runner as a module, not a config.
+    model_cfg = MODELS.build(dict(type=model[6:])) if model.startswith("built:") else dict(type=model)
     runner = Runner.from_cfg(dict(
-        model=dict(type=model),
+        model=model_cfg,
         work_dir=work_dir,
         randomness=dict(seed=3),
         launcher="pytorch",

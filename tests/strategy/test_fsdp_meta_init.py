@@ -54,6 +54,8 @@ def test_training_from_a_meta_build_is_bit_exact(tmp_path):
                      "and the model has init_cfg="),
     ("LateInitModel", "strategy.init_device: init_device='meta' cannot build this model: its constructor runs "
                       "aten.zero_.default on a tensor of a block (shape (5, 6)) after the block was constructed"),
+    ("built:ProbeModel", "strategy.init_device: init_device='meta' builds the model from its config, block by "
+                         "block, but the model was given already built"),
 ])
 def test_a_model_it_cannot_build_exactly_is_refused(tmp_path, model, message):
     with pytest.raises(AssertionError) as failed:
