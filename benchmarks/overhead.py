@@ -33,9 +33,13 @@ Two modes:
   instructions (Ir) and estimated cycles (Ir + 10 x L1 misses + 100 x last-level misses)
   per iteration. The counts are deterministic, so one run is enough; it takes a few minutes.
   ``--keep DIR`` keeps callgrind's files (one per run) for ``callgrind_annotate``.
+  ``--branches`` also simulates branch prediction (about twice as slow) and prints the
+  mispredicted branches per iteration. Interpreted Python mispredicts about three times as
+  often per instruction as torch's own code, so a gap in Python work shows more in wall
+  time than in instructions (see docs/performance.md).
 
     python benchmarks/overhead.py [--repeats 21] [--cases plain features default] [--no-pin]
-    python benchmarks/overhead.py --instructions [--cases ...] [--sides runner layers naive] [--keep DIR]
+    python benchmarks/overhead.py --instructions [--cases ...] [--sides runner layers naive] [--keep DIR] [--branches]
 """
 
 from __future__ import annotations
@@ -266,7 +270,19 @@ def estimated_cycles(counts: dict[str, int]) -> int:
     return counts["Ir"] + 10 * l1 + 100 * last_level
 
 
-def instructions(cases: list[str], side_names: list[str], keep: str | None) -> None:
+def mispredictions(counts: dict[str, int]) -> int:
+    """Mispredicted conditional and indirect branches (``--branch-sim=yes`` events)."""
+    return counts["Bcm"] + counts["Bim"]
+
+
+def per_iteration(short: dict[str, int], long: dict[str, int], iterations: int, branches: bool) -> tuple[float, ...]:
+    """(instructions, estimated cycles[, mispredicted branches]) of one iteration: the
+    difference between the runs of two lengths, divided by the extra iterations."""
+    measures = [lambda counts: counts["Ir"], estimated_cycles] + ([mispredictions] if branches else [])
+    return tuple((measure(long) - measure(short)) / iterations for measure in measures)
+
+
+def instructions(cases: list[str], side_names: list[str], keep: str | None, branches: bool) -> None:
     if shutil.which("valgrind") is None:
         sys.exit(
             "--instructions needs valgrind's callgrind, which is not installed: install it with "
@@ -281,6 +297,7 @@ def instructions(cases: list[str], side_names: list[str], keep: str | None) -> N
         "valgrind", "--tool=callgrind", "--cache-sim=yes", f"--dump-before={MARKER}",
         "--compress-strings=no",  # each file then names its functions itself (callgrind_annotate)
         f"--callgrind-out-file={os.path.join(folder, 'callgrind.out')}",
+        *(["--branch-sim=yes"] if branches else []),
         sys.executable, os.path.abspath(__file__), "--callgrind-child", manifest, "--cases", *cases,
         "--sides", *side_names,
     ]
@@ -288,33 +305,37 @@ def instructions(cases: list[str], side_names: list[str], keep: str | None) -> N
     with open(os.path.join(folder, "child.log"), "w") as log:
         if subprocess.run(command, env=env, stdout=log, stderr=log).returncode != 0:
             sys.exit(f"the run under callgrind failed; see {log.name}")
-    with open(manifest) as handle:
+    report(folder, cases, side_names, branches)
+    if keep is None:
+        shutil.rmtree(folder)
+
+
+def report(folder: str, cases: list[str], side_names: list[str], branches: bool) -> None:
+    """Print the per-iteration figures of the callgrind files in ``folder``."""
+    with open(os.path.join(folder, "labels.json")) as handle:
         labels = json.load(handle)
     runs = {label: _read_totals(os.path.join(folder, f"callgrind.out.{part}"))
             for part, label in enumerate(labels, start=1) if label != "warm-up"}
-    if keep is None:
-        shutil.rmtree(folder)
     iterations = (LONG - SHORT) * (SAMPLES // BATCH)
     print(f"per iteration: (cost of {LONG} epochs - cost of {SHORT}) / {iterations} iterations")
     print(
         f"{'case':<9} {'side':<7} {'instructions':>12} {'est. cycles':>12}"
-        f" {'Ir vs layers':>12} {'cycles vs layers':>16}"
+        + (f" {'mispredicts':>12}" if branches else "")
+        + f" {'Ir vs layers':>12} {'cycles vs layers':>16}"
+        + (f" {'mispredicts vs layers':>21}" if branches else "")
     )
     for case in cases:
-        per_iter = {}
+        per_iter = {
+            side: per_iteration(runs[f"{case}/{side}/{SHORT}"], runs[f"{case}/{side}/{LONG}"], iterations, branches)
+            for side in side_names
+        }
+        base = per_iter["layers"]
         for side in side_names:
-            short, long = runs[f"{case}/{side}/{SHORT}"], runs[f"{case}/{side}/{LONG}"]
-            per_iter[side] = (
-                (long["Ir"] - short["Ir"]) / iterations,
-                (estimated_cycles(long) - estimated_cycles(short)) / iterations,
-            )
-        base_ir, base_cycles = per_iter["layers"]
-        for side in side_names:
-            ir, cycles = per_iter[side]
-            print(
-                f"{case:<9} {side:<7} {ir:>12.0f} {cycles:>12.0f}"
-                f" {ir / base_ir:>12.3f} {cycles / base_cycles:>16.3f}"
-            )
+            figures = per_iter[side]
+            counts = "".join(f" {value:>12.0f}" for value in figures)
+            ratios = [value / base_value for value, base_value in zip(figures, base)]
+            widths = (12, 16, 21)
+            print(f"{case:<9} {side:<7}{counts}" + "".join(f" {r:>{w}.3f}" for r, w in zip(ratios, widths)))
 
 
 def main() -> None:
@@ -324,6 +345,10 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["plain", "features"], choices=list(LOG_INTERVAL))
     parser.add_argument("--instructions", action="store_true", help="count instructions with callgrind")
     parser.add_argument("--keep", metavar="DIR", help="with --instructions: keep callgrind's files in DIR")
+    parser.add_argument(
+        "--branches", action="store_true",
+        help="with --instructions: also count mispredicted branches (slower)",
+    )
     parser.add_argument(
         "--sides", nargs="+", default=["runner", "layers"], choices=SIDES,
         help="with --instructions: the sides to count (naive is slow under callgrind)",
@@ -335,7 +360,7 @@ def main() -> None:
     if args.callgrind_child:
         callgrind_child(args.cases, args.sides, args.callgrind_child)
     elif args.instructions:
-        instructions(args.cases, sorted(set(args.sides) | {"layers"}, key=SIDES.index), args.keep)
+        instructions(args.cases, sorted(set(args.sides) | {"layers"}, key=SIDES.index), args.keep, args.branches)
     else:
         wall_time(args.cases, args.repeats, args.pin)
 
