@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import logging
 import os
-import re
-import time
 import warnings
 from typing import Any
 
@@ -32,17 +29,16 @@ from minirunner.hooks.runtime_info_hook import declare_iteration_counters
 from minirunner.logging import (
     MessageHub, RecordHold, add_log_file, get_logger, send_warnings_to_file, set_current_logger,
 )
-from minirunner.registry import RUNNERS, DefaultScope, config_key
+from minirunner.registry import RUNNERS, config_key
 from minirunner.utils import ConfigError, did_you_mean, quoted_list
 
 from .builders import BuildersMixin
 from .checkpoint_methods import NOT_SEARCHED, CheckpointMixin, _unwrap
+from .config_checks import accepted_arguments, checked_checkpoint_path, runner_class, unused_key_notes
 from .hook_methods import HooksMixin
 from .loops import _TrainLoop
 from .randomness import set_random_seed
-
-# Config keys that from_cfg reads besides the Runner's own arguments.
-_EXTRA_CFG_KEYS = ("runner_type", "model_wrapper_cfg", "find_unused_parameters", "sync_bn", "compile", "custom_imports")
+from .run_names import fresh_log_dir, make_default_scope
 
 
 # MMEngine's FlexibleRunner (a runner that takes a strategy) is this Runner.
@@ -119,7 +115,7 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
 
         self._work_dir = os.path.abspath(work_dir or self._default_work_dir())
         # Rank 0 names the log folder for every rank: its clock, and its view of the work dir.
-        self._timestamp, self._log_dir = broadcast_object(_fresh_log_dir(self._work_dir) if is_main_process() else None)
+        self._timestamp, self._log_dir = broadcast_object(fresh_log_dir(self._work_dir) if is_main_process() else None)
         self._experiment_name = experiment_name or self._timestamp
         # The log folder appears with the first line logged (see add_log_file).
         self._logger = self._build_logger(log_level)
@@ -137,16 +133,16 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
 
         # As in MMEngine: everything the run builds is looked up in this scope's registries
         # first (a downstream project's child registries), then in their parents.
-        self.default_scope = _make_default_scope(self._experiment_name, default_scope)
+        self.default_scope = make_default_scope(self._experiment_name, default_scope)
         with config_key("visualizer"):
             self.visualizer = self.build_visualizer(visualizer)
         with config_key("log_processor"):
             self.log_processor = self.build_log_processor(log_processor, train_cfg)
 
         self._default_scope = default_scope
-        self._load_from = _checked_checkpoint_path(load_from, "load_from")
+        self._load_from = checked_checkpoint_path(load_from, "load_from")
         if resume not in (True, False, None, "auto"):
-            resume = _checked_checkpoint_path(resume, "resume")
+            resume = checked_checkpoint_path(resume, "resume")
         self._lock = WorkDirLock(self._work_dir)
         self._has_loaded = False  # load_from is applied once, not again by a later val()/test()
         self._resume = resume
@@ -187,9 +183,9 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
         runner_cls = cls
         if cfg.get("runner_type"):
             with config_key("runner_type"):
-                runner_cls = _runner_class(cfg["runner_type"], cfg.get("default_scope"))
+                runner_cls = runner_class(cfg["runner_type"], cfg.get("default_scope"))
         # A misspelt key would otherwise leave the base config's value in force silently.
-        notes = _unused_key_notes(cfg, runner_cls)
+        notes = unused_key_notes(cfg, runner_cls, Runner)
         if notes:
             problem = "; ".join(notes)
             problem += " " if problem.endswith("?") else ". "  # after "Did you mean 'x'?"
@@ -197,7 +193,7 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
                 problem + "Fix the name, or, if it is a helper variable, use it elsewhere "
                 "in the config (a variable the config uses is not taken for a typo)"
             )
-        accepted = _accepted_arguments(runner_cls)
+        accepted = accepted_arguments(runner_cls, Runner)
         kwargs = {key: copy.deepcopy(cfg[key]) for key in cfg if key in accepted}
         return runner_cls(**kwargs, cfg=cfg)
 
@@ -495,105 +491,3 @@ class Runner(BuildersMixin, HooksMixin, CheckpointMixin):
 # the counter itself on every iteration.
 declare_iteration_counters(Runner, _TrainLoop)
 
-# Log folders handed out in this process: a runner's folder appears only with its first line
-# logged, so a second runner built before that must not be given the same name.
-_LOG_DIRS_GIVEN: set[str] = set()
-
-
-def _fresh_log_dir(work_dir: str) -> tuple[str, str]:
-    """The start time ``YYYYmmdd_HHMMSS`` and an unused log folder for it in ``work_dir``.
-
-    Two runs started within one second (a quick run, then ``--resume``) would otherwise share
-    ``<work_dir>/<timestamp>`` and write into each other's log file and ``vis_data``; the later
-    one gets ``<timestamp>_2``, ``_3``, ... instead. Nothing is created here: a config error
-    found later while building leaves no empty folder behind.
-    """
-    timestamp = time.strftime("%Y%m%d_%H%M%S", time.localtime())
-    log_dir = os.path.join(work_dir, timestamp)
-    suffix = 2
-    while log_dir in _LOG_DIRS_GIVEN or os.path.exists(log_dir):
-        log_dir = os.path.join(work_dir, f"{timestamp}_{suffix}")
-        suffix += 1
-    _LOG_DIRS_GIVEN.add(log_dir)
-    return timestamp, log_dir
-
-
-def _make_default_scope(experiment_name: str, scope: str | None) -> DefaultScope | None:
-    """Make ``scope`` current under the run's name (a new name if that one is taken, as it
-    is when two runners start in the same second); None sets no scope."""
-    if scope is None:
-        return None
-    name, count = experiment_name, 1
-    while DefaultScope.check_instance_created(name):
-        count += 1
-        name = f"{experiment_name}#{count}"
-    return DefaultScope.get_instance(name, scope_name=scope)
-
-
-def _unused_key_notes(cfg: Config, runner_cls: type) -> list[str]:
-    """One line for each top-level key that no Runner reads, that looks like a misspelt key it
-    does read (``optim_wraper``), and that the config's own text does not use elsewhere (a
-    helper variable such as ``lr = 0.1`` is used by the keys that read it)."""
-    accepted = _accepted_arguments(runner_cls) + list(_EXTRA_CFG_KEYS)
-    text = cfg.text if isinstance(cfg, Config) else ""
-    notes = []
-    for key in cfg:
-        if key not in accepted and not key.startswith("_") and len(re.findall(rf"\b{re.escape(key)}\b", text)) < 2:
-            # A strict cutoff: configs are full of helper names (data_root, tta_model) that
-            # a loose match would flag; real typos of these long keys score above 0.85.
-            close = difflib.get_close_matches(key, accepted, n=1, cutoff=0.85)
-            if close:
-                notes.append(f"config key '{key}' is not used by the Runner. Did you mean '{close[0]}'?")
-    return notes
-
-
-def _checked_checkpoint_path(path: Any, key: str) -> str | None:
-    """``path`` (``load_from`` or ``resume``) if it names an existing file; else a ConfigError."""
-    if path is None or path == "":
-        return None
-    if not isinstance(path, (str, os.PathLike)):
-        raise ConfigError(f"must be a checkpoint file path, got {path!r}", key=key)
-    path = os.fspath(path)
-    if "://" in path:
-        raise ConfigError(
-            f"{path} is a URL; minirunner reads local files only. Download it first (e.g. "
-            f"`wget {path}`) and set {key} to the downloaded file",
-            key=key,
-        )
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, ".metadata")):
-        return path  # a sharded checkpoint (a directory written with DCP)
-    if os.path.isdir(path):
-        hint = " (resume='auto' takes the newest checkpoint of the work dir)" if key == "resume" else ""
-        raise ConfigError(f"{path} is a directory; name a checkpoint file{hint}", key=key)
-    if not os.path.isfile(path):
-        raise ConfigError(f"checkpoint not found: {path}", key=key)
-    return path
-
-
-def _accepted_arguments(runner_cls: type) -> list[str]:
-    """The config keys ``runner_cls.__init__`` takes: its named arguments, plus every Runner
-    argument when it forwards ``**kwargs`` (the usual shape of a subclass)."""
-    named = [p for p in inspect.signature(Runner.__init__).parameters if p not in ("self", "cfg", "unknown")]
-    if runner_cls is Runner:
-        return named
-    params = inspect.signature(runner_cls.__init__).parameters
-    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    accepted = [name for name, p in params.items() if name not in ("self", "cfg") and p.kind not in variadic]
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        accepted += [name for name in named if name not in accepted]
-    return accepted
-
-
-def _runner_class(name: Any, scope: str | None = None) -> type:
-    if isinstance(name, type):
-        return name
-    # The config's scope first (else the current default scope): a downstream project
-    # registers its runner in its own RUNNERS.
-    with RUNNERS.switch_scope_and_registry(scope) as registry:
-        found = registry.get(name)
-        if found is None:
-            raise ConfigError(
-                f"'{name}' is not a registered runner.{did_you_mean(str(name), registry.known_names())} "
-                "Register your Runner subclass with @RUNNERS.register_module()"
-            )
-    return found
