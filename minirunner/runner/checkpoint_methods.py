@@ -26,6 +26,7 @@ from minirunner.model.wrappers import is_model_wrapper
 from minirunner.optim.nonfinite import check_logged_losses
 from minirunner.utils import ConfigError
 
+from .accumulation_state import accumulated_grads, accumulating_wrappers, inside_window, restore_accumulation
 from .checkpoint_helpers import DEFAULT_REVISE_KEYS, local_checkpoint_path, revise_state_dict_keys
 from .randomness import get_rng_state, set_rng_state
 from .resume_notes import (
@@ -34,6 +35,7 @@ from .resume_notes import (
     _optimizer_settings,
     _run_length_notes,
     _scheduler_states,
+    global_batch_notes,
 )
 
 
@@ -190,14 +192,14 @@ class CheckpointMixin:
         if save_optimizer and built:
             if not sharded:
                 checkpoint["optimizer"] = self.strategy.optim_state_dict(self.model, self.optim_wrapper)
-            wrappers = _wrappers(self.optim_wrapper)
+            wrappers = accumulating_wrappers(self.optim_wrapper)
             if wrappers:
                 checkpoint["accumulation"] = {
                     "inner_count": [w.inner_count for _, w in wrappers],
                     "accumulative_counts": [w.accumulative_counts for _, w in wrappers],
                 }
             # Inside an accumulation window the gradients so far are part of the state.
-            if any(_inside_window(w) for _, w in wrappers):
+            if any(inside_window(w) for _, w in wrappers):
                 if self.strategy.shards_parameters:
                     self.logger.warning(
                         "a checkpoint of a sharded model inside an accumulation window does not hold the window's "
@@ -206,7 +208,7 @@ class CheckpointMixin:
                         "accumulative_counts) to resume exactly"
                     )
                 else:
-                    checkpoint["grads"] = self._accumulated_grads()
+                    checkpoint["grads"] = accumulated_grads(_unwrap(self.model))
         if save_param_scheduler and self.param_schedulers:
             checkpoint["param_schedulers"] = _scheduler_states(self.param_schedulers)
         for key, hook in zip(self._hook_state_keys(), self._hooks):
@@ -260,17 +262,6 @@ class CheckpointMixin:
         state = self.strategy.sharded_state(self.model, optimizer)
         load_sharded_tensors(state, checkpoint["sharded"], process_group=self.strategy.checkpoint_group)
         self.strategy.set_sharded_state(self.model, optimizer, state)
-
-    def _accumulated_grads(self) -> dict[str, torch.Tensor]:
-        grads = {}
-        for name, param in _unwrap(self.model).named_parameters():
-            if param.grad is not None:
-                grads[name] = param.grad.detach()
-        if dist.is_distributed():
-            # Each rank holds its own partial sums (no_sync); their mean, restored on every
-            # rank, makes the window's final all-reduce give the same mean gradient.
-            grads = {name: dist.all_reduce(grad.clone(), op="mean") for name, grad in grads.items()}
-        return grads
 
     # ------------------------------------------------------------------ loading weights only
     def load_checkpoint(
@@ -421,7 +412,7 @@ class CheckpointMixin:
         loop = self.train_loop
         if hasattr(loop, "restore_progress"):
             notes += loop.restore_progress(epoch, iteration, checkpoint.get("sampler"))
-            notes += _global_batch_notes(checkpoint.get("sampler"), loop)
+            notes += global_batch_notes(checkpoint.get("sampler"), loop)
         else:
             loop._epoch, loop._iter = epoch, iteration
         notes += _run_length_notes(counters, loop, epoch)
@@ -450,39 +441,13 @@ class CheckpointMixin:
             if state:
                 hook.load_state_dict(state)
         if resume_optimizer:
-            notes += self._restore_accumulation(checkpoint)
+            notes += restore_accumulation(_unwrap(self.model), self.optim_wrapper, checkpoint)
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         if "rng" in checkpoint:  # last: nothing above may draw from the restored generators
             set_rng_state(checkpoint["rng"])
         for note in notes:
             self.logger.warning(f"resume: {note}")
         self.logger.info(f"resumed from {path} at epoch {loop.epoch}, iter {loop.iter}")
-
-    def _restore_accumulation(self, checkpoint: dict) -> list[str]:
-        saved = checkpoint.get("accumulation")
-        grads = checkpoint.get("grads")
-        wrappers = _wrappers(self.optim_wrapper)
-        if not saved or not wrappers:
-            return []
-        notes = []
-        counts = [w.accumulative_counts for _, w in wrappers]
-        if list(saved["accumulative_counts"]) != counts:
-            dropped = "; the gradients of the unfinished window are dropped" if grads else ""
-            notes.append(
-                f"accumulative_counts {_one_or_list(counts)} from the config (the checkpoint's run used "
-                f"{_one_or_list(saved['accumulative_counts'])}){dropped}"
-            )
-            return notes
-        if grads:
-            params = dict(_unwrap(self.model).named_parameters())
-            unmatched = [name for name, grad in grads.items() if name not in params or params[name].shape != grad.shape]
-            for name, grad in grads.items():
-                if name not in unmatched:
-                    param = params[name]
-                    param.grad = grad.to(device=param.device, dtype=param.dtype)
-            if unmatched:
-                notes.append(f"saved gradients without a matching parameter were dropped: {', '.join(unmatched)}")
-        return notes
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -502,42 +467,3 @@ def _pop_sharded_entries(checkpoint: dict) -> dict[str, Any]:
         if isinstance(value, dict) and any(isinstance(item, DTensor) for item in value.values())
     ]
     return {key: checkpoint.pop(key) for key in keys}
-
-
-def _wrappers(optim_wrapper: Any) -> list[tuple[str, Any]]:
-    """The built optimizer wrappers that count accumulation, by name ('' for a single one);
-    [] before building or for a wrapper class of its own kind."""
-    if optim_wrapper is None or isinstance(optim_wrapper, dict):
-        return []
-    if hasattr(optim_wrapper, "inner_count"):
-        found = [("", optim_wrapper)]
-    elif hasattr(optim_wrapper, "__getitem__") and hasattr(optim_wrapper, "__iter__"):
-        found = [(name, optim_wrapper[name]) for name in optim_wrapper]
-    else:
-        return []
-    return [(name, w) for name, w in found if hasattr(w, "inner_count") and hasattr(w, "accumulative_counts")]
-
-
-def _inside_window(wrapper: Any) -> bool:
-    count = wrapper.inner_count
-    return count % wrapper.accumulative_counts != 0 and count != wrapper.max_counts
-
-
-def _one_or_list(values: list) -> Any:
-    return values[0] if len(values) == 1 else values
-
-
-def _global_batch_notes(saved: dict | None, loop: Any) -> list[str]:
-    """A note when the global batch (batch size x world size) differs from the checkpoint's
-    run: with another number of processes, keep it by changing the batch size per process."""
-    batch_size = getattr(loop.dataloader, "batch_size", None)
-    if not saved or saved.get("batch_size") is None or batch_size is None:
-        return []
-    before = int(saved["batch_size"]) * int(saved.get("world_size") or 1)
-    now = batch_size * dist.get_world_size()
-    if before == now:
-        return []
-    return [
-        f"the global batch changes from {before} to {now} (batch_size x world size): training will not continue "
-        "as the checkpoint's run would have; set batch_size so that the global batch stays the same"
-    ]

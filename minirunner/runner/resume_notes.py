@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from minirunner import dist
+
+from .accumulation_state import accumulating_wrappers
+
 # Scheduler state entries that record progress rather than settings.
 _SCHEDULER_PROGRESS = frozenset({"last_step", "best", "num_bad_epochs", "cooldown_counter", "verbose"})
 
@@ -25,9 +29,7 @@ def _optimizer_settings(optim_wrapper: Any) -> dict[str, Any]:
     """Each param group's hyper-parameters: the base value (``initial_*``) where a
     scheduler changes one, else the value."""
     settings = {}
-    from .checkpoint_methods import _wrappers
-
-    for name, wrapper in _wrappers(optim_wrapper):
+    for name, wrapper in accumulating_wrappers(optim_wrapper):
         for index, group in enumerate(getattr(getattr(wrapper, "optimizer", None), "param_groups", [])):
             for key, value in group.items():
                 if key == "params" or key.startswith("initial_"):
@@ -76,3 +78,19 @@ def _load_scheduler_states(schedulers: Any, states: Any) -> list[str]:
                     f"(the config gives {value!r}); the schedule continues as it was saved"
                 )
     return notes
+
+
+def global_batch_notes(saved: dict | None, loop: Any) -> list[str]:
+    """A note when the global batch (batch size x world size) differs from the checkpoint's
+    run: with another number of processes, keep it by changing the batch size per process."""
+    batch_size = getattr(loop.dataloader, "batch_size", None)
+    if not saved or saved.get("batch_size") is None or batch_size is None:
+        return []
+    before = int(saved["batch_size"]) * int(saved.get("world_size") or 1)
+    now = batch_size * dist.get_world_size()
+    if before == now:
+        return []
+    return [
+        f"the global batch changes from {before} to {now} (batch_size x world size): training will not continue "
+        "as the checkpoint's run would have; set batch_size so that the global batch stays the same"
+    ]
