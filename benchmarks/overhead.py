@@ -324,6 +324,7 @@ def report(folder: str, cases: list[str], side_names: list[str], branches: bool)
         + f" {'Ir vs layers':>12} {'cycles vs layers':>16}"
         + (f" {'mispredicts vs layers':>21}" if branches else "")
     )
+    widths = (12, 16, 21)  # of the ratio columns, as in the header
     for case in cases:
         per_iter = {
             side: per_iteration(runs[f"{case}/{side}/{SHORT}"], runs[f"{case}/{side}/{LONG}"], iterations, branches)
@@ -334,7 +335,6 @@ def report(folder: str, cases: list[str], side_names: list[str], branches: bool)
             figures = per_iter[side]
             counts = "".join(f" {value:>12.0f}" for value in figures)
             ratios = [value / base_value for value, base_value in zip(figures, base)]
-            widths = (12, 16, 21)
             print(f"{case:<9} {side:<7}{counts}" + "".join(f" {r:>{w}.3f}" for r, w in zip(ratios, widths)))
 
 
